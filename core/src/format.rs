@@ -1,0 +1,151 @@
+//! Image formats: what we read (sniffed from magic bytes) and what we write.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// An input format, recognised from the file's first bytes, never from its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputFormat {
+    /// JPEG (JFIF/EXIF), baseline or progressive.
+    Jpeg,
+    /// PNG, including APNG (first frame).
+    Png,
+    /// GIF (first frame).
+    Gif,
+    /// WebP, lossy or lossless (first frame).
+    Webp,
+    /// TIFF (off by default: a large attack surface for little web use).
+    Tiff,
+    /// Windows bitmap (off by default).
+    Bmp,
+}
+
+impl InputFormat {
+    /// Every input format the kernel can decode.
+    pub const ALL: [InputFormat; 6] =
+        [InputFormat::Jpeg, InputFormat::Png, InputFormat::Gif, InputFormat::Webp, InputFormat::Tiff, InputFormat::Bmp];
+
+    /// Recognises a format from magic bytes; `None` for anything else.
+    pub fn sniff(bytes: &[u8]) -> Option<Self> {
+        const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
+        match bytes {
+            [0xFF, 0xD8, 0xFF, ..] => Some(Self::Jpeg),
+            b if b.starts_with(PNG) => Some(Self::Png),
+            [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some(Self::Gif),
+            [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some(Self::Webp),
+            [b'I', b'I', 42, 0, ..] | [b'M', b'M', 0, 42, ..] => Some(Self::Tiff),
+            [b'B', b'M', ..] if bytes.len() >= 26 => Some(Self::Bmp),
+            _ => None,
+        }
+    }
+
+    /// The lowercase name used in JSON and presets.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpeg",
+            Self::Png => "png",
+            Self::Gif => "gif",
+            Self::Webp => "webp",
+            Self::Tiff => "tiff",
+            Self::Bmp => "bmp",
+        }
+    }
+
+    /// The conventional file extension for originals of this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Tiff => "tif",
+            other => other.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for InputFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A rendition's encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// JPEG, 4:2:0, with a quality; alpha is flattened on the preset's background.
+    Jpeg,
+    /// PNG, lossless, keeps alpha.
+    Png,
+    /// WebP, lossy with a quality, keeps alpha.
+    Webp,
+}
+
+impl OutputFormat {
+    /// The lowercase name used in JSON and presets.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpeg",
+            Self::Png => "png",
+            Self::Webp => "webp",
+        }
+    }
+
+    /// The file extension of renditions in this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            other => other.as_str(),
+        }
+    }
+
+    /// The MIME type served for renditions in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+            Self::Webp => "image/webp",
+        }
+    }
+
+    /// Whether the format can carry an alpha channel.
+    pub fn has_alpha(self) -> bool {
+        !matches!(self, Self::Jpeg)
+    }
+}
+
+impl fmt::Display for OutputFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_each_format_from_its_magic() {
+        let cases: [(&[u8], Option<InputFormat>); 10] = [
+            (b"\xFF\xD8\xFF\xE0rest", Some(InputFormat::Jpeg)),
+            (b"\x89PNG\r\n\x1a\n\0\0", Some(InputFormat::Png)),
+            (b"GIF89a....", Some(InputFormat::Gif)),
+            (b"GIF87a....", Some(InputFormat::Gif)),
+            (b"RIFF\0\0\0\0WEBPVP8 ", Some(InputFormat::Webp)),
+            (b"II*\0rest", Some(InputFormat::Tiff)),
+            (b"MM\0*rest", Some(InputFormat::Tiff)),
+            (b"BM000000000000000000000000", Some(InputFormat::Bmp)),
+            (b"\x89PNG\r\n\x1a", None),
+            (b"<svg xmlns=", None),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(InputFormat::sniff(bytes), expected, "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn empty_and_short_inputs_sniff_as_nothing() {
+        assert_eq!(InputFormat::sniff(b""), None);
+        assert_eq!(InputFormat::sniff(b"\xFF\xD8"), None);
+        assert_eq!(InputFormat::sniff(b"BM"), None);
+    }
+}

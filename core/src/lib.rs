@@ -1,0 +1,20 @@
+//! imgpipe's domain, shared by every part of the pipeline and both backends.
+//!
+//! - [`error`]: the error taxonomy every failed image ends in (`corrupt`, `unsupported`, …).
+//! - [`format`]: input formats (sniffed from bytes) and output formats.
+//! - [`limits`]: the bounds checked before the memory they protect is allocated.
+//! - [`preset`]: named rendition recipes, parsed from TOML (parse, don't validate).
+//! - [`seams`]: the contracts between parts: image ids, object keys, workflow and processor payloads.
+//!
+//! This crate does no I/O: it only describes.
+
+pub mod error;
+pub mod format;
+pub mod limits;
+pub mod preset;
+pub mod seams;
+
+pub use error::{ErrorKind, ImageError};
+pub use format::{InputFormat, OutputFormat};
+pub use limits::Limits;
+pub use preset::{Preset, PresetCatalog};

@@ -1,0 +1,175 @@
+//! The contracts between parts (DESIGN.md, "Seams"): ids, object keys and the payloads that
+//! travel between the orchestrator, the workflow and the processor.
+
+use crate::format::OutputFormat;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// An image's id: a ULID assigned at upload, time-sortable, the only key a client needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ImageId(ulid::Ulid);
+
+impl ImageId {
+    /// A fresh id for an upload happening now.
+    pub fn generate() -> Self {
+        ImageId(ulid::Ulid::generate())
+    }
+
+    /// The key of the original upload, given its extension.
+    pub fn original_key(self, extension: &str) -> String {
+        format!("originals/{self}.{extension}")
+    }
+
+    /// The key of one rendition: deterministic, so a retry overwrites identical bytes.
+    pub fn rendition_key(self, rendition: &str, format: OutputFormat) -> String {
+        format!("processed/{self}/{rendition}.{}", format.extension())
+    }
+
+    /// Recovers the id from an `originals/{id}.{ext}` key.
+    pub fn from_original_key(key: &str) -> Option<Self> {
+        let file = key.strip_prefix("originals/")?;
+        let stem = file.split_once('.').map_or(file, |(stem, _)| stem);
+        stem.parse().ok()
+    }
+}
+
+impl fmt::Display for ImageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for ImageId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ulid::Ulid::from_string(s).map(ImageId).map_err(|e| format!("invalid image id {s:?}: {e}"))
+    }
+}
+
+impl TryFrom<String> for ImageId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<ImageId> for String {
+    fn from(id: ImageId) -> String {
+        id.to_string()
+    }
+}
+
+/// A stored object, as named by an S3 event: keys only, never bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ObjectRef {
+    /// Bucket (the data directory's bucket name locally).
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Entity tag of the version that was written.
+    pub etag: String,
+}
+
+/// A workflow execution's input: the chunks its Map iterates over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowInput {
+    /// Deterministic id of the batch (also the execution name).
+    pub batch_id: String,
+    /// The chunks, each one processor invocation.
+    pub chunks: Vec<Vec<ObjectRef>>,
+}
+
+/// One processor invocation's input (one Map iteration).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkInput {
+    /// The batch this chunk belongs to.
+    pub batch_id: String,
+    /// The originals to process.
+    pub images: Vec<ObjectRef>,
+}
+
+/// One processor invocation's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkOutput {
+    /// One outcome per input image.
+    pub results: Vec<ImageOutcome>,
+}
+
+/// The outcome of one image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageOutcome {
+    /// The image.
+    pub id: ImageId,
+    /// DONE or FAILED.
+    pub status: Status,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::error::ImageError>,
+}
+
+/// Where an image is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    /// A presigned upload slot whose bytes have not arrived.
+    AwaitingUpload,
+    /// Stored and queued.
+    Pending,
+    /// A processor is on it.
+    Processing,
+    /// Every rendition is stored.
+    Done,
+    /// It will never succeed; `error` says why.
+    Failed,
+}
+
+impl Status {
+    /// Whether the image has reached an end state.
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Done | Status::Failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_the_id() {
+        let id = ImageId::generate();
+        let key = id.original_key("jpg");
+        assert_eq!(key, format!("originals/{id}.jpg"));
+        assert_eq!(ImageId::from_original_key(&key), Some(id));
+        assert_eq!(id.rendition_key("thumb", OutputFormat::Webp), format!("processed/{id}/thumb.webp"));
+        assert_eq!(ImageId::from_original_key("processed/x.jpg"), None);
+        assert_eq!(ImageId::from_original_key("originals/not-an-id.jpg"), None);
+    }
+
+    #[test]
+    fn payloads_have_the_documented_json_shape() {
+        let id: ImageId = "01JD0000000000000000000000".parse().unwrap();
+        let output = ChunkOutput {
+            results: vec![
+                ImageOutcome { id, status: Status::Done, error: None },
+                ImageOutcome { id, status: Status::Failed, error: Some(crate::ImageError::corrupt("truncated")) },
+            ],
+        };
+        let json = serde_json::to_value(&output).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"results": [
+                {"id": "01JD0000000000000000000000", "status": "DONE"},
+                {"id": "01JD0000000000000000000000", "status": "FAILED", "error": {"kind": "corrupt", "message": "truncated"}},
+            ]})
+        );
+        let input: ChunkInput = serde_json::from_value(serde_json::json!({
+            "batch_id": "b1", "images": [{"bucket": "o", "key": "originals/a.jpg", "size": 3, "etag": "e"}]
+        }))
+        .unwrap();
+        assert_eq!(input.images[0].key, "originals/a.jpg");
+    }
+}
