@@ -1,0 +1,146 @@
+//! Decoding under limits: JPEG through libjpeg-turbo with DCT-domain shrink-on-load, everything
+//! else (and CMYK JPEG, which libjpeg-turbo will not convert) through the `image` crate.
+
+use crate::geometry::{Size, jpeg_shrink};
+use crate::probe::{Header, check_size};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageReader};
+use imgpipe_core::{ImageError, InputFormat, Limits};
+use std::cell::RefCell;
+use std::io::Cursor;
+
+/// Bytes a decoder may use beyond the pixels: colour profiles, EXIF, text chunks.
+const METADATA_ALLOWANCE: u64 = 16 * 1024 * 1024;
+
+/// A decoded image: 8-bit RGB, or RGBA when any pixel is not opaque; in stored orientation.
+pub struct Decoded {
+    /// The pixels (`Rgb8` or `Rgba8`).
+    pub image: DynamicImage,
+    /// How to turn it upright.
+    pub orientation: Orientation,
+}
+
+/// Decodes `bytes`, at the smallest JPEG DCT scale that still covers `need` (stored orientation).
+pub fn decode(bytes: &[u8], header: &Header, limits: &Limits, need: Size) -> Result<Decoded, ImageError> {
+    let decoded = match &header.jpeg {
+        Some(jpeg) if jpeg.components != 4 => {
+            let image = decode_turbo(bytes, header, need)?;
+            Decoded { image, orientation: jpeg.orientation.unwrap_or(Orientation::NoTransforms) }
+        }
+        _ => decode_image_rs(bytes, header, limits)?,
+    };
+    Ok(Decoded { image: to_rgb_or_rgba(decoded.image), ..decoded })
+}
+
+thread_local! {
+    static DECOMPRESSOR: RefCell<Option<turbojpeg::Decompressor>> = const { RefCell::new(None) };
+}
+
+fn decode_turbo(bytes: &[u8], header: &Header, need: Size) -> Result<DynamicImage, ImageError> {
+    let shrink = jpeg_shrink(header.width, header.height, need);
+    let (width, height) = (header.width.div_ceil(shrink), header.height.div_ceil(shrink));
+    let mut pixels = vec![0u8; width as usize * height as usize * 3];
+    DECOMPRESSOR.with_borrow_mut(|slot| {
+        let decompressor = match slot {
+            Some(d) => d,
+            None => slot.insert(turbojpeg::Decompressor::new().map_err(internal)?),
+        };
+        decompressor.set_scaling_factor(turbojpeg::ScalingFactor::new(1, shrink as usize)).map_err(internal)?;
+        let output = turbojpeg::Image {
+            pixels: pixels.as_mut_slice(),
+            width: width as usize,
+            pitch: width as usize * 3,
+            height: height as usize,
+            format: turbojpeg::PixelFormat::RGB,
+        };
+        match decompressor.decompress(bytes, output) {
+            Ok(()) => Ok(()),
+            // libjpeg-turbo reports warnings as failures after writing every pixel. Stray bytes
+            // between markers are common in camera files and harmless; anything else (above
+            // all "Premature end of JPEG file") means missing or damaged pixels.
+            Err(turbojpeg::Error::TurboJpegError(msg)) if msg.contains("extraneous bytes before marker") => Ok(()),
+            Err(turbojpeg::Error::TurboJpegError(msg)) => Err(ImageError::corrupt(jpeg_message(&msg))),
+            Err(other) => Err(internal(other)),
+        }
+    })?;
+    let image = image::RgbImage::from_raw(width, height, pixels).ok_or_else(|| internal("JPEG buffer size"))?;
+    Ok(DynamicImage::ImageRgb8(image))
+}
+
+fn jpeg_message(msg: &str) -> String {
+    if msg.contains("Premature end") {
+        "the JPEG is truncated: its data ends before the last pixel".to_owned()
+    } else {
+        format!("the JPEG data is damaged ({msg})")
+    }
+}
+
+fn decode_image_rs(bytes: &[u8], header: &Header, limits: &Limits) -> Result<Decoded, ImageError> {
+    let format = match header.format {
+        InputFormat::Jpeg => image::ImageFormat::Jpeg,
+        InputFormat::Png => image::ImageFormat::Png,
+        InputFormat::Gif => image::ImageFormat::Gif,
+        InputFormat::Webp => image::ImageFormat::WebP,
+        InputFormat::Tiff => image::ImageFormat::Tiff,
+        InputFormat::Bmp => image::ImageFormat::Bmp,
+    };
+    // The allocation budget is fixed before the decoder exists: PNG applies it to every chunk it
+    // inflates while reading headers, so a small file with a huge colour profile stops here.
+    let pixels = u64::from(header.width) * u64::from(header.height);
+    let budget = match header.format {
+        InputFormat::Tiff => limits.max_alloc,
+        _ => limits.max_alloc.min(pixels.saturating_mul(8).saturating_add(METADATA_ALLOWANCE)),
+    };
+    let mut image_limits = image::Limits::default();
+    image_limits.max_image_width = Some(limits.max_side);
+    image_limits.max_image_height = Some(limits.max_side);
+    image_limits.max_alloc = Some(budget);
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(image_limits);
+    let mut decoder = reader.into_decoder().map_err(classify)?;
+    let (width, height) = decoder.dimensions();
+    check_size(width, height, limits)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let image = DynamicImage::from_decoder(decoder).map_err(classify)?;
+    Ok(Decoded { image, orientation })
+}
+
+/// Maps the `image` crate's errors onto our taxonomy.
+fn classify(error: image::ImageError) -> ImageError {
+    use image::error::LimitErrorKind;
+    match error {
+        image::ImageError::Decoding(e) => ImageError::corrupt(format!("the image data is damaged ({e})")),
+        image::ImageError::Limits(e) => match e.kind() {
+            LimitErrorKind::DimensionError => ImageError::too_large(format!("the image is too large ({e})")),
+            _ => ImageError::limits(format!("decoding needs more memory than allowed ({e})")),
+        },
+        image::ImageError::Unsupported(e) => ImageError::unsupported(format!("this image variant is not supported ({e})")),
+        image::ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            ImageError::corrupt("the image is truncated: its data ends early")
+        }
+        image::ImageError::IoError(e) => ImageError::corrupt(format!("the image data is damaged ({e})")),
+        image::ImageError::Parameter(e) => ImageError::corrupt(format!("the image header is invalid ({e})")),
+        image::ImageError::Encoding(e) => internal(e),
+    }
+}
+
+fn internal(error: impl std::fmt::Display) -> ImageError {
+    ImageError::internal(format!("decoder failure: {error}"))
+}
+
+/// Converts to 8-bit RGB, or RGBA when the image has an alpha channel that is not fully opaque.
+fn to_rgb_or_rgba(image: DynamicImage) -> DynamicImage {
+    match image {
+        DynamicImage::ImageRgb8(_) => image,
+        DynamicImage::ImageRgba8(rgba) if rgba.pixels().any(|p| p[3] != 255) => DynamicImage::ImageRgba8(rgba),
+        other if other.color().has_alpha() => {
+            let rgba = other.into_rgba8();
+            if rgba.pixels().any(|p| p[3] != 255) {
+                DynamicImage::ImageRgba8(rgba)
+            } else {
+                DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(rgba).into_rgb8())
+            }
+        }
+        other => DynamicImage::ImageRgb8(other.into_rgb8()),
+    }
+}

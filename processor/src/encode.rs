@@ -1,0 +1,102 @@
+//! Encoding: JPEG through libjpeg-turbo (SIMD), WebP through libwebp, PNG through the `png` crate.
+//! Encoders write pixels only: no EXIF, GPS or XMP reaches a rendition.
+
+use image::{DynamicImage, ExtendedColorType, ImageEncoder};
+use imgpipe_core::{ImageError, OutputFormat};
+use std::cell::RefCell;
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<turbojpeg::Compressor>> = const { RefCell::new(None) };
+}
+
+/// Encodes an `Rgb8` or `Rgba8` image (JPEG takes `Rgb8` only: flatten first).
+pub fn encode(image: &DynamicImage, format: OutputFormat, quality: u8) -> Result<Vec<u8>, ImageError> {
+    let (width, height) = (image.width(), image.height());
+    let (layout, channels) = match image {
+        DynamicImage::ImageRgb8(_) => (ExtendedColorType::Rgb8, 3),
+        DynamicImage::ImageRgba8(_) => (ExtendedColorType::Rgba8, 4),
+        other => return Err(ImageError::internal(format!("cannot encode {:?} pixels", other.color()))),
+    };
+    let pixels = image.as_bytes();
+    match format {
+        OutputFormat::Jpeg if channels == 3 => COMPRESSOR.with_borrow_mut(|slot| {
+            let compressor = match slot {
+                Some(c) => c,
+                None => slot.insert(turbojpeg::Compressor::new().map_err(failed)?),
+            };
+            compressor.set_quality(i32::from(quality)).map_err(failed)?;
+            compressor.set_subsamp(turbojpeg::Subsamp::Sub2x2).map_err(failed)?;
+            compressor.set_optimize(true).map_err(failed)?;
+            let image = turbojpeg::Image {
+                pixels,
+                width: width as usize,
+                pitch: width as usize * 3,
+                height: height as usize,
+                format: turbojpeg::PixelFormat::RGB,
+            };
+            compressor.compress_to_vec(image).map_err(failed)
+        }),
+        OutputFormat::Jpeg => Err(ImageError::internal("JPEG needs opaque RGB: flatten alpha first")),
+        OutputFormat::Webp => {
+            let layout = if channels == 4 { webp::PixelLayout::Rgba } else { webp::PixelLayout::Rgb };
+            let encoded = webp::Encoder::new(pixels, layout, width, height)
+                .encode_simple(false, f32::from(quality))
+                .map_err(|e| failed(format!("{e:?}")))?;
+            Ok(encoded.to_vec())
+        }
+        OutputFormat::Png => {
+            let mut out = Vec::new();
+            image::codecs::png::PngEncoder::new_with_quality(
+                &mut out,
+                image::codecs::png::CompressionType::Fast,
+                image::codecs::png::FilterType::Adaptive,
+            )
+            .write_image(pixels, width, height, layout)
+            .map_err(failed)?;
+            Ok(out)
+        }
+    }
+}
+
+fn failed(error: impl std::fmt::Display) -> ImageError {
+    ImageError::internal(format!("encoder failure: {error}"))
+}
+
+/// Composites an `Rgba8` image over an opaque `background`; `Rgb8` passes through.
+pub fn flatten(image: DynamicImage, background: [u8; 3]) -> DynamicImage {
+    let DynamicImage::ImageRgba8(rgba) = image else { return image };
+    let (width, height) = rgba.dimensions();
+    let mut rgb = Vec::with_capacity(width as usize * height as usize * 3);
+    for p in rgba.pixels() {
+        let a = u32::from(p[3]);
+        for c in 0..3 {
+            rgb.push(((u32::from(p[c]) * a + u32::from(background[c]) * (255 - a) + 127) / 255) as u8);
+        }
+    }
+    DynamicImage::ImageRgb8(image::RgbImage::from_raw(width, height, rgb).expect("3 bytes per pixel"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flatten_blends_on_the_background() {
+        let rgba = image::RgbaImage::from_pixel(2, 1, image::Rgba([0, 0, 0, 0]));
+        let flat = flatten(DynamicImage::ImageRgba8(rgba), [10, 20, 30]).into_rgb8();
+        assert_eq!(flat.get_pixel(1, 0).0, [10, 20, 30]);
+        let half = image::RgbaImage::from_pixel(1, 1, image::Rgba([255, 255, 255, 128]));
+        let flat = flatten(DynamicImage::ImageRgba8(half), [0, 0, 0]).into_rgb8();
+        assert_eq!(flat.get_pixel(0, 0).0, [128, 128, 128]);
+    }
+
+    #[test]
+    fn every_format_round_trips_its_size() {
+        let image = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(33, 17, image::Rgb([200, 10, 10])));
+        for format in [OutputFormat::Jpeg, OutputFormat::Webp, OutputFormat::Png] {
+            let bytes = encode(&image, format, 80).unwrap();
+            let back = image::load_from_memory(&bytes).unwrap();
+            assert_eq!((back.width(), back.height()), (33, 17), "{format}");
+        }
+    }
+}
