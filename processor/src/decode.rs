@@ -114,7 +114,9 @@ fn classify(error: image::ImageError) -> ImageError {
             LimitErrorKind::DimensionError => ImageError::too_large(format!("the image is too large ({e})")),
             _ => ImageError::limits(format!("decoding needs more memory than allowed ({e})")),
         },
-        image::ImageError::Unsupported(e) => ImageError::unsupported(format!("this image variant is not supported ({e})")),
+        image::ImageError::Unsupported(e) => {
+            ImageError::unsupported(format!("this image variant is not supported ({e})"))
+        }
         image::ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             ImageError::corrupt("the image is truncated: its data ends early")
         }

@@ -68,10 +68,7 @@ pub const JPEG_SHRINKS: [u32; 3] = [8, 4, 2];
 /// The largest shrink (8, 4, 2, else 1) that keeps a `width`×`height` image at least `need` on
 /// both axes, so the decoder does as little work as the biggest rendition allows.
 pub fn jpeg_shrink(width: u32, height: u32, need: Size) -> u32 {
-    JPEG_SHRINKS
-        .into_iter()
-        .find(|&d| width.div_ceil(d) >= need.0 && height.div_ceil(d) >= need.1)
-        .unwrap_or(1)
+    JPEG_SHRINKS.into_iter().find(|&d| width.div_ceil(d) >= need.0 && height.div_ceil(d) >= need.1).unwrap_or(1)
 }
 
 /// Picks which of `candidates` (sizes of whole-image intermediates) a target of `full` is resized

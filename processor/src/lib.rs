@@ -60,17 +60,15 @@ pub enum RecipeError {
 
 impl Recipe {
     /// Prepares `preset`; `read` fetches a logo's bytes by the path the preset gives.
-    pub fn new(
-        preset: Preset,
-        read: impl FnOnce(&str) -> std::io::Result<Vec<u8>>,
-    ) -> Result<Self, RecipeError> {
+    pub fn new(preset: Preset, read: impl FnOnce(&str) -> std::io::Result<Vec<u8>>) -> Result<Self, RecipeError> {
         let stamp = match &preset.watermark {
             None => None,
             Some(spec) => {
                 let logo = match &spec.mark {
                     Mark::Text { .. } => None,
                     Mark::Logo { path } => {
-                        let bytes = read(path).map_err(|source| RecipeError::ReadLogo { path: path.clone(), source })?;
+                        let bytes =
+                            read(path).map_err(|source| RecipeError::ReadLogo { path: path.clone(), source })?;
                         let logo = image::load_from_memory_with_format(&bytes, image::ImageFormat::Png)
                             .map_err(|source| RecipeError::DecodeLogo { path: path.clone(), source })?;
                         Some(logo.into_rgba8())
@@ -158,22 +156,14 @@ pub fn process(bytes: &[u8], recipe: &Recipe, limits: &Limits) -> Result<Output,
 fn run(bytes: &[u8], recipe: &Recipe, limits: &Limits) -> Result<Output, ImageError> {
     let started = Instant::now();
     let header = probe::probe(bytes, limits)?;
-    let orientation = header
-        .jpeg
-        .as_ref()
-        .and_then(|j| j.orientation)
-        .unwrap_or(Orientation::NoTransforms);
+    let orientation = header.jpeg.as_ref().and_then(|j| j.orientation).unwrap_or(Orientation::NoTransforms);
     let renditions = &recipe.preset.renditions;
     // Targets in stored orientation. For non-JPEG the true orientation is known after decoding;
     // shrink-on-load (the only use before then) is JPEG-only.
     let targets_for = |width: u32, height: u32, orientation: Orientation| -> Vec<Target> {
         let swap = swaps_axes(orientation);
         let (w, h) = if swap { (height, width) } else { (width, height) };
-        renditions
-            .iter()
-            .map(|r| Target::new(r.fit, w, h))
-            .map(|t| if swap { t.transposed() } else { t })
-            .collect()
+        renditions.iter().map(|r| Target::new(r.fit, w, h)).map(|t| if swap { t.transposed() } else { t }).collect()
     };
     let need = targets_for(header.width, header.height, orientation)
         .iter()
@@ -222,11 +212,8 @@ fn run(bytes: &[u8], recipe: &Recipe, limits: &Limits) -> Result<Output, ImageEr
         .zip(renditions.par_iter())
         .map(|(image, rendition)| {
             let started = Instant::now();
-            let mut image = if rendition.format.has_alpha() {
-                image
-            } else {
-                encode::flatten(image, recipe.preset.background.0)
-            };
+            let mut image =
+                if rendition.format.has_alpha() { image } else { encode::flatten(image, recipe.preset.background.0) };
             if let (true, Some(stamp)) = (rendition.watermark, &recipe.stamp) {
                 stamp.apply(&mut image);
             }

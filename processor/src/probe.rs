@@ -48,7 +48,10 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Header, ImageError> {
         ))
     })?;
     if !limits.accepts(format) {
-        return Err(ImageError::unsupported(format!("{format} images are not accepted here (accepted: {})", accepted(limits))));
+        return Err(ImageError::unsupported(format!(
+            "{format} images are not accepted here (accepted: {})",
+            accepted(limits)
+        )));
     }
     let header = match format {
         InputFormat::Jpeg => jpeg(bytes)?,
@@ -281,7 +284,12 @@ fn webp(b: &[u8]) -> Result<Header, ImageError> {
             let bits = u32_le(b, 21);
             (bits.map(|v| (v & 0x3FFF) + 1), bits.map(|v| ((v >> 14) & 0x3FFF) + 1))
         }
-        other => return Err(ImageError::corrupt(format!("unexpected first WebP chunk {:?}", String::from_utf8_lossy(other)))),
+        other => {
+            return Err(ImageError::corrupt(format!(
+                "unexpected first WebP chunk {:?}",
+                String::from_utf8_lossy(other)
+            )));
+        }
     };
     let (Some(width), Some(height)) = (width, height) else { return Err(truncated("WebP header")) };
     let mut frames = 0u32;

@@ -89,7 +89,15 @@ fn render_text(text: &str, color: [u8; 3], target: u32) -> RgbaImage {
     let shadow = ((scale.y / 24.0).round() as i32).max(1);
     let mut canvas = RgbaImage::new(w + shadow as u32, h + shadow as u32);
     imageproc::drawing::draw_text_mut(&mut canvas, Rgba([0, 0, 0, 160]), shadow, shadow, scale, &*FONT, text);
-    imageproc::drawing::draw_text_mut(&mut canvas, Rgba([color[0], color[1], color[2], 255]), 0, 0, scale, &*FONT, text);
+    imageproc::drawing::draw_text_mut(
+        &mut canvas,
+        Rgba([color[0], color[1], color[2], 255]),
+        0,
+        0,
+        scale,
+        &*FONT,
+        text,
+    );
     canvas
 }
 
@@ -103,13 +111,7 @@ fn render_logo(logo: &RgbaImage, target: u32) -> RgbaImage {
 }
 
 /// `dst = overlay + dst × (1 − overlay.alpha)` over the covered rectangle only.
-fn blend<const N: usize>(
-    dst: &mut [u8],
-    dst_width: u32,
-    overlay: &Overlay,
-    (x0, y0): (u32, u32),
-    (w, h): (u32, u32),
-) {
+fn blend<const N: usize>(dst: &mut [u8], dst_width: u32, overlay: &Overlay, (x0, y0): (u32, u32), (w, h): (u32, u32)) {
     let stride = dst_width as usize * N;
     for row in 0..h as usize {
         let start = (y0 as usize + row) * stride + x0 as usize * N;

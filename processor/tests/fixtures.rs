@@ -171,7 +171,11 @@ fn no_output_carries_exif_xmp_or_icc_metadata() {
                 OutputFormat::Jpeg => {
                     let markers = jpeg_markers(&rendition.bytes);
                     assert!(markers.contains(&0xDA), "{markers:x?}");
-                    assert!(markers.iter().all(|m| !(0xE1..=0xEF).contains(m)), "APPn in {}: {markers:x?}", rendition.name);
+                    assert!(
+                        markers.iter().all(|m| !(0xE1..=0xEF).contains(m)),
+                        "APPn in {}: {markers:x?}",
+                        rendition.name
+                    );
                 }
                 OutputFormat::Webp => {
                     let chunks = chunk_names(&rendition.bytes, false);
@@ -197,17 +201,29 @@ fn cmyk_jpegs_convert_with_the_right_polarity_and_hue() {
     // (negative) conversion is off by more than 150 in brightness.
     let recipe = support::recipe(SIZES, "sizes");
     let cases = [
-        ("Channel_digital_image_CMYK_color.jpg", support::fixture("Channel_digital_image_CMYK_color.jpg"), [129.0, 133.0, 123.0]),
-        ("pil_sample_cmyk.jpg", std::fs::read(support::corpus().join("jpeg/pil_sample_cmyk.jpg")).unwrap(), [54.0, 35.0, 44.0]),
+        (
+            "Channel_digital_image_CMYK_color.jpg",
+            support::fixture("Channel_digital_image_CMYK_color.jpg"),
+            [129.0, 133.0, 123.0],
+        ),
+        (
+            "pil_sample_cmyk.jpg",
+            std::fs::read(support::corpus().join("jpeg/pil_sample_cmyk.jpg")).unwrap(),
+            [54.0, 35.0, 44.0],
+        ),
     ];
     for (file, bytes, reference) in cases {
         let out = process(&bytes, &recipe, &Limits::default()).unwrap();
         let rgb = decode(&out.renditions[0]);
-        let mean = |c: usize| rgb.pixels().map(|p| f64::from(p[c])).sum::<f64>() / f64::from(rgb.width() * rgb.height());
+        let mean =
+            |c: usize| rgb.pixels().map(|p| f64::from(p[c])).sum::<f64>() / f64::from(rgb.width() * rgb.height());
         let means = [mean(0), mean(1), mean(2)];
         let brightness = |m: [f64; 3]| m.iter().sum::<f64>() / 3.0;
         let dominant = |m: [f64; 3]| (0..3).max_by(|&a, &b| m[a].total_cmp(&m[b])).unwrap();
-        assert!((brightness(means) - brightness(reference)).abs() < 40.0, "{file}: mean RGB {means:?} vs {reference:?}");
+        assert!(
+            (brightness(means) - brightness(reference)).abs() < 40.0,
+            "{file}: mean RGB {means:?} vs {reference:?}"
+        );
         if file.starts_with("pil") {
             assert_eq!(dominant(means), dominant(reference), "{file}: mean RGB {means:?} vs {reference:?}");
         }
@@ -217,7 +233,8 @@ fn cmyk_jpegs_convert_with_the_right_polarity_and_hue() {
 #[test]
 fn the_giant_image_is_rejected_from_its_header() {
     let started = std::time::Instant::now();
-    let err = process(&support::fixture("giant-image.jpg"), &support::default_recipe(), &Limits::default()).unwrap_err();
+    let err =
+        process(&support::fixture("giant-image.jpg"), &support::default_recipe(), &Limits::default()).unwrap_err();
     assert_eq!(err.kind, ErrorKind::TooLarge);
     assert!(err.message.contains("20000×14000"), "{}", err.message);
     // Decoding 280 MP would take seconds and gigabytes; the header check takes microseconds.
