@@ -1,1 +1,171 @@
-fn main() {}
+//! Criterion benchmarks of the kernel, stage by stage and whole, on sharp's benchmark JPEG
+//! (2725×2225), a progressive re-encode of it, and a 2048×1536 PNG with alpha.
+//!
+//! `cargo bench -p benches` (add `-- decode` etc. to pick a group).
+
+use benches::{ALPHA_PNG, SHARP_BENCH_IMAGE, SHARP_WORKLOAD_TOML, read_fixture};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use image::DynamicImage;
+use imgpipe_core::preset::{Anchor, Mark, Rgb, Watermark};
+use imgpipe_core::{Limits, OutputFormat, PresetCatalog};
+use processor::watermark::Stamp;
+use processor::{Recipe, decode, encode, probe, process, resize};
+use rayon::prelude::*;
+use std::hint::black_box;
+use std::time::Duration;
+
+struct Inputs {
+    jpeg: Vec<u8>,
+    progressive: Vec<u8>,
+    png: Vec<u8>,
+}
+
+fn inputs() -> Inputs {
+    let jpeg = read_fixture(SHARP_BENCH_IMAGE).expect("sharp's benchmark image");
+    let png = read_fixture(ALPHA_PNG).expect("the alpha PNG");
+    // Progressive JPEGs decode about 3× slower than baseline: re-encode the photo as one.
+    let pixels = image::load_from_memory(&jpeg).unwrap().into_rgb8();
+    let mut compressor = turbojpeg_compressor();
+    compressor.set_progressive(true).unwrap();
+    let progressive = compressor
+        .compress_to_vec(turbojpeg::Image {
+            pixels: pixels.as_raw().as_slice(),
+            width: pixels.width() as usize,
+            pitch: pixels.width() as usize * 3,
+            height: pixels.height() as usize,
+            format: turbojpeg::PixelFormat::RGB,
+        })
+        .unwrap();
+    Inputs { jpeg, progressive, png }
+}
+
+fn turbojpeg_compressor() -> turbojpeg::Compressor {
+    let mut compressor = turbojpeg::Compressor::new().unwrap();
+    compressor.set_quality(90).unwrap();
+    compressor
+}
+
+fn recipe(toml: &str, name: &str) -> Recipe {
+    let catalog = PresetCatalog::from_toml(toml).unwrap();
+    Recipe::text_only(catalog.get(name).unwrap().clone()).unwrap()
+}
+
+fn decode_at(bytes: &[u8], need: (u32, u32)) -> DynamicImage {
+    let limits = Limits::default();
+    let header = probe::probe(bytes, &limits).unwrap();
+    decode::decode(bytes, &header, &limits, need).unwrap().image
+}
+
+fn bench_decode(c: &mut Criterion, inputs: &Inputs) {
+    let mut group = c.benchmark_group("decode");
+    for (name, bytes, need) in [
+        ("jpeg full", &inputs.jpeg, (2725, 2225)),
+        ("jpeg shrink 1/2", &inputs.jpeg, (720, 588)),
+        ("jpeg shrink 1/8", &inputs.jpeg, (314, 256)),
+        ("progressive jpeg full", &inputs.progressive, (2725, 2225)),
+        ("progressive jpeg shrink 1/2", &inputs.progressive, (720, 588)),
+        ("png rgba", &inputs.png, (2048, 1536)),
+    ] {
+        group.bench_function(name, |b| b.iter(|| decode_at(black_box(bytes), need)));
+    }
+    group.finish();
+}
+
+fn bench_resize(c: &mut Criterion, inputs: &Inputs) {
+    let mut group = c.benchmark_group("resize lanczos3");
+    let full = decode_at(&inputs.jpeg, (2725, 2225));
+    let half = decode_at(&inputs.jpeg, (720, 588));
+    let rgba = decode_at(&inputs.png, (2048, 1536));
+    group.bench_function("2725x2225 -> 720x588", |b| b.iter(|| resize::resize(black_box(&full), (720, 588), true)));
+    group.bench_function("1363x1113 -> 720x588", |b| b.iter(|| resize::resize(black_box(&half), (720, 588), true)));
+    group.bench_function("rgba 2048x1536 -> 1024x768", |b| {
+        b.iter(|| resize::resize(black_box(&rgba), (1024, 768), false))
+    });
+    group.finish();
+}
+
+fn bench_watermark(c: &mut Criterion, inputs: &Inputs) {
+    let mut group = c.benchmark_group("watermark");
+    let medium = resize::resize(&decode_at(&inputs.jpeg, (1024, 836)), (1024, 836), false).unwrap();
+    let text = Mark::Text { text: "© imgpipe".into(), color: Rgb::WHITE };
+    let stamp = Stamp::new(
+        Watermark { mark: text, position: Anchor::BottomRight, margin: 0.02, opacity: 0.5, scale: 0.25 },
+        None,
+    );
+    stamp.apply(&mut medium.clone()); // render and cache the overlay
+    group.bench_function("text on 1024x836 (cached overlay)", |b| {
+        b.iter_batched_ref(|| medium.clone(), |image| stamp.apply(image), criterion::BatchSize::LargeInput)
+    });
+    group.finish();
+}
+
+fn bench_encode(c: &mut Criterion, inputs: &Inputs) {
+    let mut group = c.benchmark_group("encode");
+    let out = resize::resize(&decode_at(&inputs.jpeg, (720, 588)), (720, 588), true).unwrap();
+    let thumb = resize::resize(&out, (256, 256), true).unwrap();
+    let rgba = resize::resize(&decode_at(&inputs.png, (2048, 1536)), (512, 384), false).unwrap();
+    group.bench_function("jpeg q80 720x588", |b| b.iter(|| encode::encode(black_box(&out), OutputFormat::Jpeg, 80)));
+    group.bench_function("webp q80 256x256", |b| b.iter(|| encode::encode(black_box(&thumb), OutputFormat::Webp, 80)));
+    group.bench_function("png rgba 512x384", |b| b.iter(|| encode::encode(black_box(&rgba), OutputFormat::Png, 80)));
+    group.finish();
+}
+
+fn bench_whole(c: &mut Criterion, inputs: &Inputs) {
+    let mut group = c.benchmark_group("process");
+    let default = Recipe::text_only(PresetCatalog::builtin().get("default").unwrap().clone()).unwrap();
+    let sharp = recipe(SHARP_WORKLOAD_TOML, "sharp-bench");
+    let limits = Limits::default();
+    let single = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    for (name, recipe, bytes) in [
+        ("sharp workload (720x588 q80), jpeg", &sharp, &inputs.jpeg),
+        ("default preset, jpeg", &default, &inputs.jpeg),
+        ("default preset, progressive jpeg", &default, &inputs.progressive),
+        ("default preset, png rgba", &default, &inputs.png),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| single.install(|| process(black_box(bytes), recipe, &limits).unwrap()))
+        });
+    }
+    group.finish();
+}
+
+fn bench_batch(c: &mut Criterion, inputs: &Inputs) {
+    const BATCH: usize = 8;
+    let mut group = c.benchmark_group("batch of 8, default preset");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let default = Recipe::text_only(PresetCatalog::builtin().get("default").unwrap().clone()).unwrap();
+    let limits = Limits::default();
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut counts = vec![1];
+    if all > 1 {
+        counts.push(all);
+    }
+    for threads in counts {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        group.bench_with_input(BenchmarkId::new("threads", threads), &threads, |b, _| {
+            b.iter(|| {
+                pool.install(|| {
+                    (0..BATCH).into_par_iter().map(|_| process(&inputs.jpeg, &default, &limits).unwrap()).count()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+fn kernel(c: &mut Criterion) {
+    let inputs = inputs();
+    bench_decode(c, &inputs);
+    bench_resize(c, &inputs);
+    bench_watermark(c, &inputs);
+    bench_encode(c, &inputs);
+    bench_whole(c, &inputs);
+    bench_batch(c, &inputs);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    targets = kernel
+}
+criterion_main!(benches);
