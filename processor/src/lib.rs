@@ -183,20 +183,28 @@ fn run(bytes: &[u8], recipe: &Recipe, limits: &Limits) -> Result<Output, ImageEr
     let started = Instant::now();
     let mut order: Vec<usize> = (0..targets.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(u64::from(targets[i].full.0) * u64::from(targets[i].full.1)));
-    let mut sources: Vec<DynamicImage> = vec![decoded.image];
+    // Whole-image renditions (inside fit: not cropped, not distorted) feed the smaller ones.
+    let decoded = decoded.image;
     let mut made: Vec<Option<DynamicImage>> = vec![None; targets.len()];
+    let mut feeders: Vec<usize> = Vec::new();
     for i in order {
         let target = targets[i];
-        let sizes: Vec<Size> = sources.iter().map(|s| (s.width(), s.height())).collect();
-        let source = &sources[pick_source(&sizes, target.full)];
+        let made_image = |j: usize| made[j].as_ref().expect("feeders are made");
+        let sizes: Vec<Size> = std::iter::once(&decoded)
+            .chain(feeders.iter().map(|&j| made_image(j)))
+            .map(|image| (image.width(), image.height()))
+            .collect();
+        let source = match pick_source(&sizes, target.full) {
+            0 => &decoded,
+            k => made_image(feeders[k - 1]),
+        };
         let resized = resize::resize(source, target.out, target.crop)?;
-        // Whole-image results (not cropped, not distorted) feed the smaller renditions.
         if !target.crop && target.out == target.full && is_inside(&recipe.preset, i) {
-            sources.push(resized.clone());
+            feeders.push(i);
         }
         made[i] = Some(resized);
     }
-    drop(sources);
+    drop(decoded);
     let oriented: Vec<DynamicImage> = made
         .into_par_iter()
         .map(|image| {
