@@ -132,6 +132,7 @@ fn bench_whole(c: &mut Criterion, inputs: &Inputs) {
 fn bench_batch(c: &mut Criterion, inputs: &Inputs) {
     const BATCH: usize = 8;
     let mut group = c.benchmark_group("batch of 8, default preset");
+    group.sample_size(10);
     group.throughput(Throughput::Elements(BATCH as u64));
     let default = Recipe::text_only(PresetCatalog::builtin().get("default").unwrap().clone()).unwrap();
     let limits = Limits::default();
