@@ -5,13 +5,23 @@
 //! - [`limits`]: the bounds checked before the memory they protect is allocated.
 //! - [`preset`]: named rendition recipes, parsed from TOML (parse, don't validate).
 //! - [`seams`]: the contracts between parts: image ids, object keys, workflow and processor payloads.
+//! - [`event`]: the S3 ObjectCreated notification, the queue message of both modes.
+//! - [`record`]: the metadata record, one per image.
+//! - [`metrics`]: per-stage latency histograms (Prometheus text).
+//! - [`ports`]: object store, event queue, workflow starter, metadata store.
+//! - [`policy`]: chunk sizes and the retry policy shared by the state machine and the local runner.
 //!
 //! This crate does no I/O: it only describes.
 
 pub mod error;
+pub mod event;
 pub mod format;
 pub mod limits;
+pub mod metrics;
+pub mod policy;
+pub mod ports;
 pub mod preset;
+pub mod record;
 pub mod seams;
 
 pub use error::{ErrorKind, ImageError};

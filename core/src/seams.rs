@@ -112,7 +112,7 @@ pub struct ImageOutcome {
 }
 
 /// Where an image is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     /// A presigned upload slot whose bytes have not arrived.
@@ -128,6 +128,21 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in life order.
+    pub const ALL: [Status; 5] =
+        [Status::AwaitingUpload, Status::Pending, Status::Processing, Status::Done, Status::Failed];
+
+    /// The stable SCREAMING_SNAKE_CASE name used in JSON and queries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::AwaitingUpload => "AWAITING_UPLOAD",
+            Status::Pending => "PENDING",
+            Status::Processing => "PROCESSING",
+            Status::Done => "DONE",
+            Status::Failed => "FAILED",
+        }
+    }
+
     /// Whether the image has reached an end state.
     pub fn is_final(self) -> bool {
         matches!(self, Status::Done | Status::Failed)

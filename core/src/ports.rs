@@ -1,0 +1,238 @@
+//! The ports: what the pipeline needs from storage, queueing, workflows and metadata, shaped
+//! so that S3, SQS, Step Functions and DynamoDB on AWS, and the filesystem and SQLite locally,
+//! implement them with the same meaning (see STYLE.md on `object_store`).
+//!
+//! Errors mean the same on every backend; the backend's own error is kept as the `source`.
+
+use crate::record::MetadataRecord;
+use crate::seams::{ImageId, Status, WorkflowInput};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A backend failure, with whether trying again may help (throttling, 5xx, timeouts).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    /// What failed, for a person.
+    pub message: String,
+    /// Whether the same call may succeed later.
+    pub retryable: bool,
+    /// The backend's own error.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl BackendError {
+    /// A failure that may go away on retry.
+    pub fn retryable(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self { message: message.into(), retryable: true, source: Some(Box::new(source)) }
+    }
+
+    /// A failure that will not go away by itself.
+    pub fn permanent(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self { message: message.into(), retryable: false, source: Some(Box::new(source)) }
+    }
+}
+
+// ---- object store ----
+
+/// What travels with an object: its content type and user metadata (the upload options).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// MIME type.
+    pub content_type: String,
+    /// User metadata (`x-amz-meta-*` on S3), e.g. `preset`.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A stored object's description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its key.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its entity tag (changes when the bytes change).
+    pub etag: String,
+    /// Content type and user metadata.
+    pub meta: ObjectMeta,
+}
+
+/// Object store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No object has this key.
+    #[error("no object at {key}")]
+    NotFound {
+        /// The key asked for.
+        key: String,
+    },
+    /// The key is not acceptable (empty, absolute, `..`, …).
+    #[error("invalid key {key:?}: {reason}")]
+    InvalidKey {
+        /// The key given.
+        key: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Objects by key, with atomic puts: a reader sees the old bytes or the new, never a mix.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Stores `bytes` at `key`, replacing any object there.
+    async fn put(&self, key: &str, bytes: Bytes, meta: &ObjectMeta) -> Result<ObjectInfo, StoreError>;
+    /// Reads the object at `key`.
+    async fn get(&self, key: &str) -> Result<(Bytes, ObjectInfo), StoreError>;
+    /// Describes the object at `key` without reading it.
+    async fn head(&self, key: &str) -> Result<ObjectInfo, StoreError>;
+    /// Removes the object at `key`; removing a missing object is not an error.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Every key that starts with `prefix`, in lexical order.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+}
+
+// ---- event queue ----
+
+/// A received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The message's id (stable across receives).
+    pub id: String,
+    /// The handle that acknowledges this receive (changes with every receive).
+    pub receipt: String,
+    /// The body: an S3 event notification.
+    pub body: String,
+    /// How many times it has been received, this time included.
+    pub receive_count: u32,
+}
+
+/// Counts for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Waiting to be received.
+    pub visible: u64,
+    /// Received, lease not expired, not acknowledged.
+    pub in_flight: u64,
+    /// Moved to the dead-letter queue.
+    pub dead: u64,
+}
+
+/// Queue errors.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The receipt is unknown or its lease expired (the message may be received again).
+    #[error("receipt {0} is not current")]
+    StaleReceipt(String),
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// A queue with SQS semantics: at-least-once delivery, a visibility lease per receive, and a
+/// dead-letter queue for messages received more than `max_receives` times.
+#[async_trait]
+pub trait EventQueue: Send + Sync + 'static {
+    /// Appends a message.
+    async fn send(&self, body: &str) -> Result<(), QueueError>;
+    /// Leases up to `max` visible messages for `lease`; unacknowledged, they come back after it.
+    async fn receive(&self, max: usize, lease: Duration) -> Result<Vec<Message>, QueueError>;
+    /// Deletes the received messages these receipts belong to.
+    async fn ack(&self, receipts: &[String]) -> Result<(), QueueError>;
+    /// Current counts.
+    async fn stats(&self) -> Result<QueueStats, QueueError>;
+}
+
+// ---- workflows ----
+
+/// Workflow errors.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    /// The input is refused (too large, malformed).
+    #[error("workflow input refused: {0}")]
+    InvalidInput(String),
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Starts a workflow execution per batch; starting the same `batch_id` twice is a no-op.
+#[async_trait]
+pub trait WorkflowStarter: Send + Sync + 'static {
+    /// Starts processing `input` (returns once it is accepted, not when it is done).
+    async fn start(&self, input: WorkflowInput) -> Result<(), WorkflowError>;
+}
+
+// ---- metadata ----
+
+/// Metadata errors.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    /// The write would move a record backwards (e.g. DONE to PROCESSING), or create a duplicate.
+    #[error("image {id}: refused transition to {to:?}")]
+    Conflict {
+        /// The image.
+        id: ImageId,
+        /// The status that was refused.
+        to: Status,
+    },
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// A page of records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// Records, newest first.
+    pub records: Vec<MetadataRecord>,
+    /// Pass back to get the next page; `None` at the end.
+    pub cursor: Option<String>,
+}
+
+/// What [`MetadataStore::begin`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Begin {
+    /// The record is now PROCESSING with its attempt counted.
+    Started(MetadataRecord),
+    /// The record is already DONE or FAILED: nothing to do (a duplicate event or a retry).
+    AlreadyFinal(MetadataRecord),
+    /// No record has this id (an object without an accepted upload).
+    Unknown,
+}
+
+/// One record per image. Status only moves forward: AWAITING_UPLOAD → PENDING → PROCESSING →
+/// DONE | FAILED, and a final record is never overwritten.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    /// Records an accepted upload whose original is stored. `notification` is the S3
+    /// ObjectCreated event for it: S3 sends its own, so the AWS backend ignores it; the local
+    /// backend enqueues it in the same transaction that creates the record.
+    async fn accept(&self, record: &MetadataRecord, notification: &str) -> Result<(), MetadataError>;
+    /// Creates an AWAITING_UPLOAD slot (bulk presigned upload).
+    async fn reserve(&self, record: &MetadataRecord) -> Result<(), MetadataError>;
+    /// The record of `id`.
+    async fn get(&self, id: ImageId) -> Result<Option<MetadataRecord>, MetadataError>;
+    /// Moves `id` to PROCESSING and counts the attempt, unless it is already final.
+    async fn begin(&self, id: ImageId, now_ms: u64) -> Result<Begin, MetadataError>;
+    /// Writes final (DONE or FAILED) records in batches; a record already final is left as is.
+    async fn finish(&self, records: &[MetadataRecord]) -> Result<(), MetadataError>;
+    /// Records with `status` (all when `None`), newest first, `limit` per page.
+    async fn list(&self, status: Option<Status>, cursor: Option<&str>, limit: usize) -> Result<Page, MetadataError>;
+    /// How many records have each status, and FAILED ones per error kind (for metrics).
+    async fn counts(&self) -> Result<Counts, MetadataError>;
+}
+
+/// Record counts for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Per status.
+    pub by_status: BTreeMap<Status, u64>,
+    /// FAILED records per error kind.
+    pub failed_by_kind: BTreeMap<crate::ErrorKind, u64>,
+}

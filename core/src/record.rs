@@ -1,0 +1,146 @@
+//! The metadata record: one per image, the same JSON in DynamoDB and SQLite.
+
+use crate::error::ImageError;
+use crate::format::{InputFormat, OutputFormat};
+use crate::seams::{ImageId, Status};
+use serde::{Deserialize, Serialize};
+
+/// Everything known about one image, from upload to DONE or FAILED.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetadataRecord {
+    /// The image's id (partition key).
+    pub id: ImageId,
+    /// Where it is in its life.
+    pub status: Status,
+    /// The uploaded original.
+    pub source: Source,
+    /// The preset its renditions follow.
+    pub preset: String,
+    /// What the original turned out to be, once decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<Original>,
+    /// The stored renditions (DONE only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub renditions: Vec<RenditionRecord>,
+    /// Why it failed (FAILED only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ImageError>,
+    /// Processing attempts started so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Milliseconds since the Unix epoch: accepted (upload complete or slot created).
+    pub created_ms: u64,
+    /// When processing last started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    /// When it reached DONE or FAILED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
+    /// Time spent per stage of the last attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durations_ms: Option<StageDurations>,
+    /// Unix seconds after which an AWAITING_UPLOAD slot expires (DynamoDB TTL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+}
+
+/// The uploaded original.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// Object key: `originals/{id}.{ext}`.
+    pub key: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Entity tag of the stored object.
+    pub etag: String,
+    /// Content type the client declared.
+    pub content_type: String,
+}
+
+/// What the original is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Original {
+    /// Sniffed format.
+    pub format: InputFormat,
+    /// Upright width.
+    pub width: u32,
+    /// Upright height.
+    pub height: u32,
+    /// EXIF orientation, 1..=8.
+    pub orientation: u8,
+}
+
+/// One stored rendition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenditionRecord {
+    /// Rendition name in the preset.
+    pub name: String,
+    /// Object key: `processed/{id}/{name}.{ext}`.
+    pub key: String,
+    /// Encoding.
+    pub format: OutputFormat,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// Milliseconds spent per stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageDurations {
+    /// Probe and decode.
+    pub decode: f64,
+    /// All resizes.
+    pub resize: f64,
+    /// All watermarks.
+    pub watermark: f64,
+    /// All encodes.
+    pub encode: f64,
+    /// Reading the original and writing the renditions.
+    pub store: f64,
+}
+
+impl MetadataRecord {
+    /// A fresh PENDING record for an original that has been stored.
+    pub fn pending(id: ImageId, source: Source, preset: String, now_ms: u64) -> Self {
+        Self {
+            id,
+            status: Status::Pending,
+            source,
+            preset,
+            original: None,
+            renditions: Vec::new(),
+            error: None,
+            attempts: 0,
+            created_ms: now_ms,
+            started_ms: None,
+            finished_ms: None,
+            durations_ms: None,
+            expires_at: None,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_through_json_without_empty_fields() {
+        let id = ImageId::generate();
+        let source =
+            Source { key: id.original_key("jpg"), bytes: 10, etag: "e".into(), content_type: "image/jpeg".into() };
+        let record = MetadataRecord::pending(id, source, "default".into(), 1_700_000_000_000);
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["status"], "PENDING");
+        assert!(json.get("error").is_none() && json.get("renditions").is_none());
+        assert_eq!(serde_json::from_value::<MetadataRecord>(json).unwrap(), record);
+    }
+}
