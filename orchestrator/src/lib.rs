@@ -1,4 +1,7 @@
-//! Turns S3 ObjectCreated events into workflow executions: parse, drop test events, dedupe, chunk, start.
+//! The orchestrator: from queue messages (S3 ObjectCreated notifications) to workflow inputs.
 //!
-//! The workspace reserves this crate now; its code lands with the step of the roadmap that needs it
-//! (see the README), so that the crate layout of DESIGN.md is fixed from the start.
+//! - [`group`]: the pure grouping shared by the Lambda and the local loop: parse each body,
+//!   drop test events and non-original keys, dedupe repeated deliveries, chunk, and remember
+//!   which messages each workflow carries so only those are acknowledged once it has started.
+
+pub mod group;

@@ -1,0 +1,167 @@
+//! Grouping queue messages into workflow inputs: a pure function, the same on AWS and locally.
+
+use imgpipe_core::event::Notification;
+use imgpipe_core::policy::{CHUNK_SIZE, MAX_CHUNKS_PER_WORKFLOW};
+use imgpipe_core::seams::{ObjectRef, WorkflowInput};
+use std::collections::HashMap;
+
+/// Only objects under this prefix are originals to process.
+pub const ORIGINALS_PREFIX: &str = "originals/";
+
+/// What to do with one batch of received messages.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    /// Workflows to start, each with the indices of the messages it carries.
+    pub workflows: Vec<PlannedWorkflow>,
+    /// Messages with nothing to do (test events, other keys, duplicates): acknowledge them.
+    pub nothing_to_do: Vec<usize>,
+    /// Messages that are not S3 notifications: never acknowledged, so the queue's
+    /// dead-letter policy keeps them for a person to look at.
+    pub unreadable: Vec<usize>,
+}
+
+/// One workflow and the messages whose objects it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedWorkflow {
+    /// The workflow's input (keys only, chunked).
+    pub input: WorkflowInput,
+    /// Indices into the batch of the messages it carries.
+    pub messages: Vec<usize>,
+}
+
+/// Groups message bodies (in receive order) into workflows of at most
+/// `MAX_CHUNKS_PER_WORKFLOW` chunks of `CHUNK_SIZE` images. An object delivered more than
+/// once (same key and etag) is processed once; the batch id is derived from the objects, so a
+/// redelivered batch gets the same id (and execution name).
+pub fn group<'a>(bodies: impl IntoIterator<Item = &'a str>) -> Plan {
+    let mut plan = Plan::default();
+    let mut objects: Vec<(ObjectRef, Vec<usize>)> = Vec::new();
+    let mut seen: HashMap<(String, String, String), usize> = HashMap::new();
+    for (index, body) in bodies.into_iter().enumerate() {
+        let created = match Notification::parse(body) {
+            Err(_) => {
+                plan.unreadable.push(index);
+                continue;
+            }
+            Ok(Notification::Test) => Vec::new(),
+            Ok(Notification::Created(objects)) => objects,
+        };
+        let mut carries = false;
+        for object in created.into_iter().filter(|o| o.key.starts_with(ORIGINALS_PREFIX)) {
+            let identity = (object.bucket.clone(), object.key.clone(), object.etag.clone());
+            match seen.get(&identity) {
+                Some(&at) => objects[at].1.push(index),
+                None => {
+                    seen.insert(identity, objects.len());
+                    objects.push((object, vec![index]));
+                }
+            }
+            carries = true;
+        }
+        if !carries {
+            plan.nothing_to_do.push(index);
+        }
+    }
+    for batch in objects.chunks(CHUNK_SIZE * MAX_CHUNKS_PER_WORKFLOW) {
+        let mut messages: Vec<usize> = batch.iter().flat_map(|(_, m)| m.iter().copied()).collect();
+        messages.sort_unstable();
+        messages.dedup();
+        let refs: Vec<ObjectRef> = batch.iter().map(|(o, _)| o.clone()).collect();
+        let input =
+            WorkflowInput { batch_id: batch_id(&refs), chunks: refs.chunks(CHUNK_SIZE).map(<[_]>::to_vec).collect() };
+        plan.workflows.push(PlannedWorkflow { input, messages });
+    }
+    plan
+}
+
+/// A deterministic id for a batch of objects (FNV-1a over bucket, key and etag), usable as a
+/// Step Functions execution name (≤ 80 characters of `[A-Za-z0-9-_]`).
+pub fn batch_id(objects: &[ObjectRef]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for object in objects {
+        for part in [&object.bucket, &object.key, &object.etag] {
+            for byte in part.bytes().chain([0u8]) {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+    format!("batch-{hash:016x}-{}", objects.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imgpipe_core::event::S3Notification;
+
+    fn object(n: usize) -> ObjectRef {
+        ObjectRef { bucket: "b".into(), key: format!("originals/{n:04}.jpg"), size: 10, etag: format!("e{n}") }
+    }
+
+    fn event(n: usize) -> String {
+        S3Notification::object_created(&object(n), "2026-01-01T00:00:00Z").to_json()
+    }
+
+    #[test]
+    fn chunks_and_workflows_are_bounded() {
+        let n = CHUNK_SIZE * MAX_CHUNKS_PER_WORKFLOW + CHUNK_SIZE + 3;
+        let bodies: Vec<String> = (0..n).map(event).collect();
+        let plan = group(bodies.iter().map(String::as_str));
+        assert_eq!(plan.workflows.len(), 2);
+        let first = &plan.workflows[0];
+        assert_eq!(first.input.chunks.len(), MAX_CHUNKS_PER_WORKFLOW);
+        assert!(first.input.chunks.iter().all(|c| c.len() == CHUNK_SIZE));
+        let second = &plan.workflows[1];
+        assert_eq!(second.input.chunks.iter().map(Vec::len).collect::<Vec<_>>(), [CHUNK_SIZE, 3]);
+        let carried: usize = plan.workflows.iter().map(|w| w.messages.len()).sum();
+        assert_eq!(carried, n);
+        // Every object exactly once, in order.
+        let keys: Vec<String> = plan.workflows.iter().flat_map(|w| w.input.chunks.concat()).map(|o| o.key).collect();
+        assert_eq!(keys, (0..n).map(|i| object(i).key).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn duplicates_are_processed_once_and_both_messages_acknowledged() {
+        let bodies = [event(1), event(2), event(1)];
+        let plan = group(bodies.iter().map(String::as_str));
+        assert_eq!(plan.workflows.len(), 1);
+        assert_eq!(plan.workflows[0].input.chunks, vec![vec![object(1), object(2)]]);
+        assert_eq!(plan.workflows[0].messages, [0, 1, 2]);
+        assert!(plan.nothing_to_do.is_empty());
+    }
+
+    #[test]
+    fn test_events_other_keys_and_garbage_are_sorted_out() {
+        let other = ObjectRef { key: "processed/x/thumb.webp".into(), ..object(9) };
+        let bodies = [
+            r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#.to_string(),
+            S3Notification::object_created(&other, "t").to_json(),
+            "not json".to_string(),
+            event(3),
+        ];
+        let plan = group(bodies.iter().map(String::as_str));
+        assert_eq!(plan.nothing_to_do, [0, 1]);
+        assert_eq!(plan.unreadable, [2]);
+        assert_eq!(plan.workflows.len(), 1);
+        assert_eq!(plan.workflows[0].messages, [3]);
+    }
+
+    #[test]
+    fn batch_ids_are_deterministic_and_valid_execution_names() {
+        let a = batch_id(&[object(1), object(2)]);
+        assert_eq!(a, batch_id(&[object(1), object(2)]));
+        assert_ne!(a, batch_id(&[object(2), object(1)]));
+        assert!(a.len() <= 80 && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    }
+
+    #[test]
+    fn workflow_inputs_stay_well_under_256_kb() {
+        let long = |n: usize| ObjectRef { key: format!("originals/{}{n:04}.jpg", "x".repeat(200)), ..object(n) };
+        let bodies: Vec<String> = (0..CHUNK_SIZE * MAX_CHUNKS_PER_WORKFLOW)
+            .map(|n| S3Notification::object_created(&long(n), "t").to_json())
+            .collect();
+        let plan = group(bodies.iter().map(String::as_str));
+        let size = serde_json::to_vec(&plan.workflows[0].input).unwrap().len();
+        assert!(size < 200 * 1024, "{size} bytes");
+    }
+}
