@@ -1,20 +1,29 @@
-//! `imgpipe`: the command line of the embedded (single machine) mode.
+//! `imgpipe`: the embedded (single machine) mode of the pipeline.
 //!
-//! `imgpipe process DIR` runs every file of a folder through the image kernel on all cores and
-//! writes the renditions and a `summary.json`; the full local stack (`serve`, queue, SQLite)
-//! builds on the same kernel.
+//! - `imgpipe serve`: the v1 upload API on 127.0.0.1 and the whole pipeline (queue with SQS
+//!   semantics, orchestrator, workflow runner, processor, metadata) over a data directory.
+//! - `imgpipe process DIR`: pushes every file of a folder through that same pipeline, shows
+//!   progress, and exports the renditions and a summary when it is drained.
+
+mod stack;
 
 use anyhow::{Context, Result, bail};
+use bytes::Bytes;
 use clap::{Parser, Subcommand};
+use futures_util::{StreamExt, stream};
 use imgpipe_core::preset::DEFAULT_PRESET;
+use imgpipe_core::record::MetadataRecord;
+use imgpipe_core::seams::{ImageId, Status};
 use imgpipe_core::{ErrorKind, ImageError, Limits, PresetCatalog};
 use indicatif::{ProgressBar, ProgressStyle};
-use processor::{Output, Recipe};
-use rayon::prelude::*;
+use ingest::IngestConfig;
 use serde::Serialize;
+use stack::{Stack, StackConfig};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 #[command(name = "imgpipe", version, about = "Resize and watermark images at scale", long_about = None)]
@@ -25,31 +34,68 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Process every file in a folder (recursively) into renditions, on all cores.
+    /// Serve the upload API and run the whole pipeline on this machine.
+    ///
+    /// Try: curl -X POST --data-binary @photo.jpg http://127.0.0.1:8080/v1/images
+    Serve(ServeArgs),
+    /// Process every file in a folder (recursively) through the pipeline, then export the
+    /// renditions and a summary.json.
     ///
     /// Formats are recognised from file contents, not names; files that are not images, or are
-    /// broken or too large, are reported as FAILED with the reason and do not stop the run.
+    /// broken or too large, end FAILED with the reason and do not stop the run.
     Process(ProcessArgs),
+}
+
+/// Settings both commands share.
+#[derive(clap::Args)]
+struct Common {
+    /// TOML file of presets (see README, "Presets"); adds to the built-in ones.
+    #[arg(long, env = "IMGPIPE_PRESETS")]
+    presets: Option<PathBuf>,
+    /// Threads that run the image kernel (default: one per core).
+    #[arg(long, env = "IMGPIPE_WORKERS")]
+    workers: Option<usize>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Data directory: originals, renditions and the SQLite file.
+    #[arg(long, default_value = "imgpipe-data", env = "IMGPIPE_DATA")]
+    data: PathBuf,
+    /// Address to listen on. Anything but loopback requires --api-key.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "IMGPIPE_ADDR")]
+    addr: SocketAddr,
+    /// API key clients must send (`Authorization: Bearer KEY` or `x-api-key: KEY`).
+    #[arg(long, env = "IMGPIPE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Seconds to finish in-flight work on SIGINT/SIGTERM before exiting (the rest stays queued).
+    #[arg(long, default_value_t = 30, env = "IMGPIPE_SHUTDOWN_SECONDS")]
+    shutdown_seconds: u64,
+    /// Visibility lease of received queue messages, in seconds: after a crash, unacknowledged
+    /// messages are redelivered this long after they were received.
+    #[arg(long, default_value_t = 60, env = "IMGPIPE_LEASE_SECONDS")]
+    lease_seconds: u64,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(clap::Args)]
 struct ProcessArgs {
     /// Folder of images to process.
     dir: PathBuf,
-    /// Where renditions go: OUT/<file name>/<rendition>.<ext>, plus OUT/summary.json.
+    /// Where renditions go: OUT/<file>/<rendition>.<ext>, plus OUT/summary.json.
     #[arg(long, short, default_value = "imgpipe-out", env = "IMGPIPE_OUT")]
     out: PathBuf,
     /// Preset to apply (from --presets, or the built-in `default`).
     #[arg(long, default_value = DEFAULT_PRESET, env = "IMGPIPE_PRESET")]
     preset: String,
-    /// TOML file of presets (see README, "Presets"); adds to the built-in ones.
-    #[arg(long, env = "IMGPIPE_PRESETS")]
-    presets: Option<PathBuf>,
-    /// Worker threads (default: one per core).
-    #[arg(long, env = "IMGPIPE_WORKERS")]
-    workers: Option<usize>,
+    /// Data directory to run the pipeline in (default: a temporary one, removed at the end).
+    #[arg(long, env = "IMGPIPE_DATA")]
+    data: Option<PathBuf>,
     #[command(flatten)]
-    limits: LimitArgs,
+    common: Common,
 }
 
 /// The limits every image is checked against before its pixels are allocated.
@@ -66,69 +112,116 @@ struct LimitArgs {
     max_side: u32,
 }
 
-impl LimitArgs {
-    fn limits(&self) -> Limits {
-        Limits {
-            max_input_bytes: self.max_bytes,
-            max_pixels: self.max_pixels,
-            max_side: self.max_side,
+impl Common {
+    fn stack_config(&self, data: PathBuf, ingest: IngestConfig, base_url: String) -> Result<StackConfig> {
+        let (presets, presets_dir) = match &self.presets {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("cannot read presets {}", path.display()))?;
+                let catalog = PresetCatalog::from_toml(&text).with_context(|| format!("in {}", path.display()))?;
+                (catalog, path.parent().unwrap_or(Path::new(".")).to_path_buf())
+            }
+            None => (PresetCatalog::builtin(), PathBuf::from(".")),
+        };
+        let limits = Limits {
+            max_input_bytes: self.limits.max_bytes,
+            max_pixels: self.limits.max_pixels,
+            max_side: self.limits.max_side,
             ..Limits::default()
+        };
+        let workers = self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let lease = orchestrator::local::LoopConfig::default().lease;
+        Ok(StackConfig { data, presets, presets_dir, workers: workers.max(1), limits, ingest, base_url, lease })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Process(args) => process_dir(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
-        Command::Process(args) => process_dir(&args),
+async fn serve(args: ServeArgs) -> Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,imgpipe=info".into()),
+        )
+        .init();
+    if !args.addr.ip().is_loopback() && args.api_key.is_none() {
+        bail!("refusing to listen on {} without an API key: pass --api-key (or IMGPIPE_API_KEY)", args.addr);
     }
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (is another imgpipe running? try --addr)", args.addr))?;
+    let addr = listener.local_addr()?;
+    let ingest = IngestConfig {
+        api_key: args.api_key.clone(),
+        max_upload_bytes: args.common.limits.max_bytes,
+        ..IngestConfig::default()
+    };
+    let mut config = args.common.stack_config(args.data.clone(), ingest, format!("http://{addr}"))?;
+    config.lease = Duration::from_secs(args.lease_seconds.max(1));
+    let stack = Stack::start(config).await?;
+    println!("imgpipe listening on http://{addr} (data in {})", args.data.display());
+    axum::serve(listener, ingest::router(stack.state.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the server failed")?;
+    println!("shutting down: finishing in-flight work (up to {} s)", args.shutdown_seconds);
+    let idle = stack.shutdown(Duration::from_secs(args.shutdown_seconds)).await;
+    if !idle {
+        println!("unfinished work stays queued and resumes on the next start");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return interrupt.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.unwrap_or(());
 }
 
 /// One line of `summary.json`.
 #[derive(Serialize)]
-struct Record {
+struct Line {
     file: PathBuf,
-    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<ImageId>,
+    status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ImageError>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    original: Option<Original>,
-    renditions: Vec<RenditionRecord>,
-    timings_ms: BTreeMap<&'static str, f64>,
-}
-
-#[derive(Serialize)]
-struct Original {
-    format: String,
-    width: u32,
-    height: u32,
-    orientation: u8,
-}
-
-#[derive(Serialize)]
-struct RenditionRecord {
-    name: String,
-    format: String,
-    width: u32,
-    height: u32,
-    bytes: usize,
-    path: PathBuf,
-}
-
-fn load_recipe(args: &ProcessArgs) -> Result<Recipe> {
-    let (catalog, base) = match &args.presets {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("cannot read presets {}", path.display()))?;
-            let catalog = PresetCatalog::from_toml(&text).with_context(|| format!("in {}", path.display()))?;
-            (catalog, path.parent().unwrap_or(Path::new(".")).to_path_buf())
-        }
-        None => (PresetCatalog::builtin(), PathBuf::from(".")),
-    };
-    let Some(preset) = catalog.get(&args.preset) else {
-        let known: Vec<_> = catalog.iter().map(|p| p.name.as_str()).collect();
-        bail!("no preset named {:?} (known: {}); define it in --presets FILE", args.preset, known.join(", "));
-    };
-    Ok(Recipe::new(preset.clone(), |logo| std::fs::read(base.join(logo)))?)
+    record: Option<MetadataRecord>,
+    renditions: Vec<PathBuf>,
 }
 
 fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -152,123 +245,185 @@ fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn process_dir(args: &ProcessArgs) -> Result<()> {
-    let recipe = load_recipe(args)?;
-    let limits = args.limits.limits();
+async fn process_dir(args: ProcessArgs) -> Result<ExitCode> {
     let files = list_files(&args.dir)?;
     if files.is_empty() {
         bail!("{} holds no files to process", args.dir.display());
     }
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.workers.unwrap_or(0)).build()?;
-    let bar = ProgressBar::new(files.len() as u64).with_style(ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} images, {per_sec} {msg}",
-    )?);
+    let temp = match &args.data {
+        Some(_) => None,
+        None => Some(tempfile::tempdir().context("cannot create a temporary data directory")?),
+    };
+    let data = args.data.clone().unwrap_or_else(|| temp.as_ref().map(|t| t.path().to_path_buf()).unwrap_or_default());
+    let max_bytes = args.common.limits.max_bytes;
+    let ingest = IngestConfig { max_upload_bytes: max_bytes, ..IngestConfig::default() };
+    let config = args.common.stack_config(data, ingest, "http://127.0.0.1".into())?;
+    if config.presets.get(&args.preset).is_none() {
+        let known: Vec<_> = config.presets.iter().map(|p| p.name.clone()).collect();
+        bail!("no preset named {:?} (known: {}); define it in --presets FILE", args.preset, known.join(", "));
+    }
+    let workers = config.workers;
+    let stack = Stack::start(config).await?;
     let started = Instant::now();
-    let records: Vec<Record> = pool.install(|| {
-        files
-            .par_iter()
-            .map(|file| {
-                let record = process_file(file, &args.dir, &args.out, &recipe, &limits);
+
+    let bar = ProgressBar::new(files.len() as u64).with_style(ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg} ({per_sec})",
+    )?);
+    bar.set_message("uploaded");
+    let state = stack.state.clone();
+    let uploads: Vec<(PathBuf, Result<ImageId, ImageError>)> = stream::iter(&files)
+        .map(|file| {
+            let (state, bar, preset) = (state.clone(), bar.clone(), args.preset.clone());
+            let relative = file.strip_prefix(&args.dir).unwrap_or(file).to_path_buf();
+            async move {
+                let result = upload(&state, file, &preset, max_bytes).await;
                 bar.inc(1);
-                record
-            })
-            .collect()
-    });
+                (relative, result)
+            }
+        })
+        .buffered(16)
+        .collect()
+        .await;
+    bar.finish_and_clear();
+
+    let accepted: Vec<ImageId> = uploads.iter().filter_map(|(_, r)| r.as_ref().ok().copied()).collect();
+    let bar = ProgressBar::new(accepted.len() as u64).with_style(ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} processed ({per_sec})",
+    )?);
+    let records = wait_until_final(&stack, &accepted, &bar).await?;
     bar.finish_and_clear();
     let elapsed = started.elapsed();
 
-    let summary = args.out.join("summary.json");
-    std::fs::write(&summary, serde_json::to_vec_pretty(&records)?)
-        .with_context(|| format!("cannot write {}", summary.display()))?;
-    let done = records.iter().filter(|r| r.error.is_none()).count();
-    let mut failed: BTreeMap<ErrorKind, Vec<&Record>> = BTreeMap::new();
-    for record in &records {
-        if let Some(error) = &record.error {
-            failed.entry(error.kind).or_default().push(record);
-        }
-    }
-    println!(
-        "{} images in {:.2} s ({:.1} images/s on {} threads): {done} done, {} failed",
-        records.len(),
-        elapsed.as_secs_f64(),
-        records.len() as f64 / elapsed.as_secs_f64(),
-        pool.current_num_threads(),
-        records.len() - done,
-    );
-    for (kind, records) in &failed {
-        for record in records {
-            let message = record.error.as_ref().map_or("", |e| e.message.as_str());
-            println!("  FAILED {kind:<11} {}: {message}", record.file.display());
-        }
-    }
-    println!("renditions in {}, details in {}", args.out.display(), summary.display());
-    Ok(())
+    let lines = export(&stack, uploads, &records, &args.out).await?;
+    let idle = stack.shutdown(Duration::from_secs(10)).await;
+    debug_assert!(idle);
+    report(&lines, &records, elapsed, workers, &args.out)
 }
 
-fn process_file(file: &Path, root: &Path, out: &Path, recipe: &Recipe, limits: &Limits) -> Record {
-    let relative = file.strip_prefix(root).unwrap_or(file).to_path_buf();
-    let result = std::fs::read(file)
-        .map_err(|e| ImageError::internal(format!("cannot read the file: {e}")))
-        .and_then(|bytes| processor::process(&bytes, recipe, limits))
-        .and_then(|output| store(&output, &out.join(&relative)).map(|paths| (output, paths)));
-    match result {
-        Ok((output, paths)) => {
-            let facts = &output.facts;
-            let t = facts.timings;
-            let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
-            Record {
-                file: relative,
-                status: "DONE",
-                error: None,
-                original: Some(Original {
-                    format: facts.format.to_string(),
-                    width: facts.width,
-                    height: facts.height,
-                    orientation: facts.orientation,
-                }),
-                renditions: output
-                    .renditions
-                    .iter()
-                    .zip(paths)
-                    .map(|(r, path)| RenditionRecord {
-                        name: r.name.clone(),
-                        format: r.format.to_string(),
-                        width: r.width,
-                        height: r.height,
-                        bytes: r.bytes.len(),
-                        path,
-                    })
-                    .collect(),
-                timings_ms: BTreeMap::from([
-                    ("decode", ms(t.decode)),
-                    ("resize", ms(t.resize)),
-                    ("watermark", ms(t.watermark)),
-                    ("encode", ms(t.encode)),
-                ]),
+/// Reads a file and hands it to the ingest path, as an upload would.
+async fn upload(state: &ingest::AppState, file: &Path, preset: &str, max_bytes: u64) -> Result<ImageId, ImageError> {
+    let size =
+        tokio::fs::metadata(file).await.map_err(|e| ImageError::internal(format!("cannot read the file: {e}")))?;
+    if size.len() > max_bytes {
+        return Err(ImageError::too_large(format!("the file is {} bytes; the limit is {max_bytes} bytes", size.len())));
+    }
+    let bytes = tokio::fs::read(file).await.map_err(|e| ImageError::internal(format!("cannot read the file: {e}")))?;
+    let id = ImageId::generate();
+    ingest::intake::accept_new(state, id, Bytes::from(bytes), "application/octet-stream", preset)
+        .await
+        .map_err(|e| ImageError::internal(format!("the upload was refused: {e}")))?;
+    Ok(id)
+}
+
+/// Polls the records of `ids` until every one is DONE or FAILED.
+async fn wait_until_final(
+    stack: &Stack,
+    ids: &[ImageId],
+    bar: &ProgressBar,
+) -> Result<BTreeMap<ImageId, MetadataRecord>> {
+    let mut finished = BTreeMap::new();
+    let mut pending: Vec<ImageId> = ids.to_vec();
+    while !pending.is_empty() {
+        let mut still = Vec::with_capacity(pending.len());
+        for id in pending {
+            match stack.state.metadata.get(id).await? {
+                Some(record) if record.status.is_final() => {
+                    finished.insert(id, record);
+                    bar.inc(1);
+                }
+                _ => still.push(id),
             }
         }
-        Err(error) => Record {
-            file: relative,
-            status: "FAILED",
-            error: Some(error),
-            original: None,
-            renditions: Vec::new(),
-            timings_ms: BTreeMap::new(),
-        },
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
+    Ok(finished)
 }
 
-fn store(output: &Output, dir: &Path) -> Result<Vec<PathBuf>, ImageError> {
-    let io = |e: std::io::Error| ImageError::internal(format!("cannot write renditions to {}: {e}", dir.display()));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    output
-        .renditions
-        .iter()
-        .map(|r| {
-            let path = dir.join(format!("{}.{}", r.name, r.format.extension()));
-            std::fs::write(&path, &r.bytes).map_err(io)?;
-            Ok(path)
-        })
-        .collect()
+/// Copies each DONE image's renditions to OUT/<file>/ and builds the summary lines.
+async fn export(
+    stack: &Stack,
+    uploads: Vec<(PathBuf, Result<ImageId, ImageError>)>,
+    records: &BTreeMap<ImageId, MetadataRecord>,
+    out: &Path,
+) -> Result<Vec<Line>> {
+    let mut lines = Vec::with_capacity(uploads.len());
+    for (file, upload) in uploads {
+        let line = match upload {
+            Err(error) => {
+                Line { file, id: None, status: Status::Failed, error: Some(error), record: None, renditions: vec![] }
+            }
+            Ok(id) => {
+                let record = records.get(&id).cloned().context("a record vanished")?;
+                let mut paths = Vec::new();
+                for rendition in &record.renditions {
+                    let dir = out.join(&file);
+                    tokio::fs::create_dir_all(&dir)
+                        .await
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                    let path = dir.join(format!("{}.{}", rendition.name, rendition.format.extension()));
+                    let (bytes, _) = stack.state.objects.get(&rendition.key).await?;
+                    tokio::fs::write(&path, &bytes)
+                        .await
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    paths.push(path);
+                }
+                Line {
+                    file,
+                    id: Some(id),
+                    status: record.status,
+                    error: record.error.clone(),
+                    record: Some(record),
+                    renditions: paths,
+                }
+            }
+        };
+        lines.push(line);
+    }
+    Ok(lines)
+}
+
+fn report(
+    lines: &[Line],
+    records: &BTreeMap<ImageId, MetadataRecord>,
+    elapsed: Duration,
+    workers: usize,
+    out: &Path,
+) -> Result<ExitCode> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let summary = out.join("summary.json");
+    std::fs::write(&summary, serde_json::to_vec_pretty(lines)?)
+        .with_context(|| format!("cannot write {}", summary.display()))?;
+    let done = lines.iter().filter(|l| l.status == Status::Done).count();
+    let mut latencies: Vec<u64> =
+        records.values().filter_map(|r| r.finished_ms.map(|f| f.saturating_sub(r.created_ms))).collect();
+    latencies.sort_unstable();
+    let percentile =
+        |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0);
+    println!(
+        "{} images in {:.2} s ({:.1} images/s, {workers} worker threads): {done} done, {} failed; latency p50 {} ms, p99 {} ms",
+        lines.len(),
+        elapsed.as_secs_f64(),
+        lines.len() as f64 / elapsed.as_secs_f64(),
+        lines.len() - done,
+        percentile(0.5),
+        percentile(0.99),
+    );
+    let mut by_kind: BTreeMap<ErrorKind, Vec<&Line>> = BTreeMap::new();
+    for line in lines {
+        if let Some(error) = &line.error {
+            by_kind.entry(error.kind).or_default().push(line);
+        }
+    }
+    for (kind, lines) in &by_kind {
+        for line in lines {
+            let message = line.error.as_ref().map_or("", |e| e.message.as_str());
+            println!("  FAILED {kind:<11} {}: {message}", line.file.display());
+        }
+    }
+    println!("renditions in {}, details in {}", out.display(), summary.display());
+    // Bad images are expected; an internal failure is ours and fails the run.
+    Ok(if by_kind.contains_key(&ErrorKind::Internal) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -43,7 +43,8 @@ fn process_writes_renditions_and_a_summary_for_good_and_bad_files() {
     assert_eq!(by_file("cut.png")["error"]["kind"], "corrupt");
     let cmyk = by_file("nested/cmyk.jpg");
     assert_eq!(cmyk["status"], "DONE");
-    assert_eq!(cmyk["original"]["width"], 500);
+    assert_eq!(cmyk["record"]["original"]["width"], 500);
+    assert_eq!(cmyk["record"]["renditions"].as_array().unwrap().len(), 3);
     for name in ["thumb.webp", "medium.jpg", "large.jpg"] {
         assert!(out.join("nested/cmyk.jpg").join(name).is_file(), "{name}");
         assert!(out.join("gradients.png").join(name).is_file(), "{name}");

@@ -1,4 +1,15 @@
 //! The ports' backends: AWS (S3, SQS, Step Functions, DynamoDB) and local (filesystem, SQLite).
 //!
-//! The workspace reserves this crate now; its code lands with the step of the roadmap that needs it
-//! (see the README), so that the crate layout of DESIGN.md is fixed from the start.
+//! - [`keys`]: the object keys every backend accepts (one rule, so keys are portable).
+//! - [`local`]: [`LocalBackend`] — [`FsObjectStore`](local::FsObjectStore) for objects, and
+//!   [`SqliteQueue`](local::SqliteQueue) and [`SqliteMetadataStore`](local::SqliteMetadataStore)
+//!   sharing one [`SqliteDb`](local::SqliteDb).
+//! - AWS: lands with its step of the roadmap (behind an `aws` feature).
+//!
+//! Every adapter passes the same conformance suite (`tests/conformance`), so the pipeline cannot
+//! tell the backends apart.
+
+pub mod keys;
+pub mod local;
+
+pub use local::{LOCAL_BUCKET, LocalBackend};

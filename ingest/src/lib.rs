@@ -1,4 +1,26 @@
-//! The upload API: one axum Router served by lambda_http on AWS and axum::serve locally.
+//! The upload API: one axum [`Router`](axum::Router) over the ports, served by `lambda_http` on
+//! AWS and by `axum::serve` locally. It knows neither Lambda nor SQLite.
 //!
-//! The workspace reserves this crate now; its code lands with the step of the roadmap that needs it
-//! (see the README), so that the crate layout of DESIGN.md is fixed from the start.
+//! - [`routes`]: the route table ([`ROUTES`]) and [`router`]; handlers stay thin.
+//! - [`state`]: [`AppState`] (the ports, presets, histograms) and [`IngestConfig`] (key, limits).
+//! - [`signing`]: [`UploadUrls`], and [`LocalUploadUrls`], the HMAC-signed upload URLs of local mode.
+//! - [`error`]: [`ApiError`], every refusal with its status and stable `code`, mapped in one place.
+//! - [`openapi`]: the OpenAPI document, built from the route table so the two cannot drift.
+//! - [`intake`]: the one write path of an upload (also used by `imgpipe process`).
+//! - internals: `auth` (the API key layer), `body` (reading under a byte limit), `metrics`
+//!   (Prometheus text).
+
+mod auth;
+mod body;
+pub mod error;
+pub mod intake;
+mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod signing;
+pub mod state;
+
+pub use error::ApiError;
+pub use routes::{ROUTES, router};
+pub use signing::{LocalUploadUrls, UploadUrls};
+pub use state::{AppState, IngestConfig};

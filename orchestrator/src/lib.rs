@@ -4,4 +4,8 @@
 //!   drop test events and non-original keys, dedupe repeated deliveries, chunk, and remember
 //!   which messages each workflow carries so only those are acknowledged once it has started.
 
+//! - [`local`]: the local loop: receive with a batching window, group, start each workflow on
+//!   the in-process runner (which blocks when busy: backpressure), acknowledge what started.
+
 pub mod group;
+pub mod local;

@@ -11,13 +11,21 @@
 //! [`process`] runs them: one decode per image, renditions resized largest first, each from the
 //! smallest already-made intermediate that covers it, then oriented, watermarked and encoded in
 //! parallel on the rayon pool. No I/O and no async: callers bring bytes and take bytes.
+//!
+//! Around the kernel, and the only async code here:
+//! - [`chunk`]: the chunk service (fetch originals, run the kernel on rayon, store renditions,
+//!   write final records in batches), shared by the local runner and the processor Lambda.
+//! - [`workflow`]: the local workflow runner, with the state machine's Map concurrency and
+//!   Retry/Catch policy.
 
+pub mod chunk;
 pub mod decode;
 pub mod encode;
 pub mod geometry;
 pub mod probe;
 pub mod resize;
 pub mod watermark;
+pub mod workflow;
 
 use geometry::{Size, Target, pick_source, swaps_axes};
 use image::DynamicImage;

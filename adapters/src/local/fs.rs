@@ -1,0 +1,355 @@
+//! [`FsObjectStore`]: objects as plain files under a root directory (so a person can browse
+//! them), with each object's metadata in a JSON sidecar under `root/.imgpipe-meta/`.
+
+use crate::keys::{RESERVED_SEGMENT_PREFIX, validate_key};
+use async_trait::async_trait;
+use bytes::Bytes;
+use imgpipe_core::ports::{BackendError, ObjectInfo, ObjectMeta, ObjectStore, StoreError};
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+/// The directory under the root that holds the sidecars; keys cannot name it (see
+/// [`RESERVED_SEGMENT_PREFIX`]), so listing skips it and no object collides with it.
+const META_DIR: &str = ".imgpipe-meta";
+
+/// Temporary files of in-progress puts start with this (also reserved, also skipped).
+const TEMP_PREFIX: &str = ".imgpipe-tmp-";
+
+/// Why a key that is both an object and a prefix of other objects is refused.
+const CLASH: &str = "an object and a prefix of other objects at once (not possible on a filesystem)";
+
+/// Content type of an object whose sidecar is missing (S3's default too).
+const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// The local [`ObjectStore`]: a directory tree.
+///
+/// Puts are atomic (a temporary file, fsynced, renamed over the object), so a reader sees the
+/// old bytes or the new ones. The sidecar is renamed into place just before the bytes, so
+/// during an overwrite of the same key a `head` may briefly pair the new metadata with the old
+/// bytes; `get` always computes the etag from the bytes it returns.
+///
+/// Unlike S3, a key cannot be both an object and a prefix of other keys (`a` and `a/b`): such a
+/// put fails with [`StoreError::InvalidKey`].
+#[derive(Debug, Clone)]
+pub struct FsObjectStore {
+    root: PathBuf,
+}
+
+/// What the sidecar of an object holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Sidecar {
+    content_type: String,
+    metadata: BTreeMap<String, String>,
+    size: u64,
+    etag: String,
+}
+
+impl FsObjectStore {
+    /// The store rooted at `root` (created on the first put).
+    pub fn new(root: PathBuf) -> FsObjectStore {
+        FsObjectStore { root }
+    }
+
+    /// The directory the objects live in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn object_path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    fn sidecar_path(&self, key: &str) -> PathBuf {
+        self.root.join(META_DIR).join(format!("{key}.json"))
+    }
+
+    /// Runs blocking filesystem work on the blocking pool.
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&FsObjectStore) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || work(&store))
+            .await
+            .map_err(|e| StoreError::Backend(BackendError::permanent("filesystem task failed", e)))?
+    }
+}
+
+/// The etag S3 gives a single-part put: the hex MD5 of the bytes (without S3's quotes).
+pub fn md5_etag(bytes: &[u8]) -> String {
+    let digest = Md5::digest(bytes);
+    let mut hex = String::with_capacity(32);
+    for byte in digest.iter() {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
+    }
+    hex
+}
+
+#[async_trait]
+impl ObjectStore for FsObjectStore {
+    async fn put(&self, key: &str, bytes: Bytes, meta: &ObjectMeta) -> Result<ObjectInfo, StoreError> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        let meta = meta.clone();
+        self.blocking(move |store| {
+            let info = ObjectInfo { key: key.clone(), size: bytes.len() as u64, etag: md5_etag(&bytes), meta };
+            let sidecar = Sidecar {
+                content_type: info.meta.content_type.clone(),
+                metadata: info.meta.metadata.clone(),
+                size: info.size,
+                etag: info.etag.clone(),
+            };
+            let sidecar_json = serde_json::to_vec(&sidecar).map_err(|e| {
+                StoreError::Backend(BackendError::permanent(format!("serialising metadata of {key}"), e))
+            })?;
+            // Refuse a file/directory clash before writing anything, so that a refused put
+            // leaves no sidecar behind.
+            store.check_no_clash(&key)?;
+            write_atomically(&store.sidecar_path(&key), &sidecar_json).map_err(|e| io_error(&key, Op::Write, e))?;
+            write_atomically(&store.object_path(&key), &bytes).map_err(|e| io_error(&key, Op::Write, e))?;
+            Ok(info)
+        })
+        .await
+    }
+
+    async fn get(&self, key: &str) -> Result<(Bytes, ObjectInfo), StoreError> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        self.blocking(move |store| {
+            let bytes = fs::read(store.object_path(&key)).map_err(|e| io_error(&key, Op::Read, e))?;
+            let meta =
+                store.read_sidecar(&key)?.map(|s| ObjectMeta { content_type: s.content_type, metadata: s.metadata });
+            let info = ObjectInfo {
+                key: key.clone(),
+                size: bytes.len() as u64,
+                etag: md5_etag(&bytes),
+                meta: meta.unwrap_or_else(default_meta),
+            };
+            Ok((Bytes::from(bytes), info))
+        })
+        .await
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectInfo, StoreError> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        self.blocking(move |store| {
+            let path = store.object_path(&key);
+            let stat = fs::metadata(&path).map_err(|e| io_error(&key, Op::Read, e))?;
+            if !stat.is_file() {
+                return Err(StoreError::NotFound { key });
+            }
+            match store.read_sidecar(&key)? {
+                Some(sidecar) if sidecar.size == stat.len() => Ok(ObjectInfo {
+                    key,
+                    size: sidecar.size,
+                    etag: sidecar.etag,
+                    meta: ObjectMeta { content_type: sidecar.content_type, metadata: sidecar.metadata },
+                }),
+                // No sidecar (a file put there by hand, or a crash between the two renames) or
+                // one that does not describe these bytes: describe the bytes themselves.
+                sidecar => {
+                    let bytes = fs::read(&path).map_err(|e| io_error(&key, Op::Read, e))?;
+                    let meta = sidecar.map_or_else(default_meta, |s| ObjectMeta {
+                        content_type: s.content_type,
+                        metadata: s.metadata,
+                    });
+                    Ok(ObjectInfo { key, size: bytes.len() as u64, etag: md5_etag(&bytes), meta })
+                }
+            }
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        self.blocking(move |store| {
+            for (path, base) in
+                [(store.object_path(&key), store.root.clone()), (store.sidecar_path(&key), store.root.join(META_DIR))]
+            {
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_error(&key, Op::Delete, e)),
+                }
+                remove_empty_parents(&path, &base);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = prefix.to_owned();
+        self.blocking(move |store| {
+            // Walk only the directory the prefix's complete segments name, when they form a
+            // valid key; the prefix is otherwise only compared as a string, never used as a path.
+            let (start_dir, start_key) = match prefix.rfind('/') {
+                Some(end) if validate_key(&prefix[..end]).is_ok() => {
+                    (store.root.join(&prefix[..end]), format!("{}/", &prefix[..end]))
+                }
+                _ => (store.root.clone(), String::new()),
+            };
+            let mut keys = Vec::new();
+            walk(&start_dir, &start_key, &mut keys).map_err(|e| io_error(&prefix, Op::List, e))?;
+            keys.retain(|key| key.starts_with(&prefix));
+            keys.sort_unstable();
+            Ok(keys)
+        })
+        .await
+    }
+}
+
+impl FsObjectStore {
+    /// Fails if a directory on the way to `key` is a file, or `key` itself is a directory.
+    fn check_no_clash(&self, key: &str) -> Result<(), StoreError> {
+        let clash = || StoreError::InvalidKey { key: key.to_owned(), reason: CLASH };
+        let path = self.object_path(key);
+        if path.is_dir() {
+            return Err(clash());
+        }
+        let mut dir = path.parent();
+        while let Some(current) = dir.filter(|d| d.starts_with(&self.root) && *d != self.root) {
+            if current.exists() && !current.is_dir() {
+                return Err(clash());
+            }
+            dir = current.parent();
+        }
+        Ok(())
+    }
+
+    fn read_sidecar(&self, key: &str) -> Result<Option<Sidecar>, StoreError> {
+        match fs::read(self.sidecar_path(key)) {
+            Ok(json) => serde_json::from_slice(&json).map(Some).map_err(|e| {
+                StoreError::Backend(BackendError::permanent(format!("metadata of {key} is unreadable"), e))
+            }),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
+            Err(e) => Err(io_error(key, Op::Read, e)),
+        }
+    }
+}
+
+fn default_meta() -> ObjectMeta {
+    ObjectMeta { content_type: DEFAULT_CONTENT_TYPE.to_owned(), metadata: BTreeMap::new() }
+}
+
+/// Writes `bytes` to a temporary file next to `path`, fsyncs it, renames it over `path` and
+/// fsyncs the directory, so that `path` holds the old bytes or the new ones, even after a crash.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().ok_or_else(|| io::Error::new(ErrorKind::InvalidInput, "path has no parent"))?;
+    let temp = dir.join(format!("{TEMP_PREFIX}{}", ulid::Ulid::generate()));
+    // A concurrent delete may remove a directory that just became empty between our
+    // `create_dir_all` and the create: try again a few times.
+    let mut attempts = 0;
+    let mut file = loop {
+        fs::create_dir_all(dir)?;
+        match File::create_new(&temp) {
+            Ok(file) => break file,
+            Err(e) if e.kind() == ErrorKind::NotFound && attempts < 3 => attempts += 1,
+            Err(e) => return Err(e),
+        }
+    };
+    let written = file.write_all(bytes).and_then(|()| file.sync_all()).and_then(|()| fs::rename(&temp, path));
+    if let Err(e) = written {
+        // Best effort: a leftover temporary file is skipped by `list` anyway.
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    File::open(dir)?.sync_all()
+}
+
+/// Removes the now-empty directories between `path` and `base`, so that a deleted key leaves no
+/// directory behind that would block a later put of an object with that directory's name.
+fn remove_empty_parents(path: &Path, base: &Path) {
+    let mut dir = path.parent();
+    while let Some(current) = dir {
+        // `remove_dir` fails on a non-empty directory: that is the stop condition, not an error.
+        if current == base || !current.starts_with(base) || fs::remove_dir(current).is_err() {
+            break;
+        }
+        dir = current.parent();
+    }
+}
+
+/// Collects the keys of the files under `dir`, whose key prefix is `key_prefix`.
+fn walk(dir: &Path, key_prefix: &str, keys: &mut Vec<String>) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        // A name that is not UTF-8, or is reserved (sidecars, temporary files), is no key.
+        let Ok(name) = entry.file_name().into_string() else { continue };
+        if name.starts_with(RESERVED_SEGMENT_PREFIX) {
+            continue;
+        }
+        let key = format!("{key_prefix}{name}");
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            walk(&entry.path(), &format!("{key}/"), keys)?;
+        } else if kind.is_file() {
+            keys.push(key);
+        }
+    }
+    Ok(())
+}
+
+/// What was being done when an I/O error happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Read,
+    Write,
+    Delete,
+    List,
+}
+
+impl Op {
+    fn verb(self) -> &'static str {
+        match self {
+            Op::Read => "reading",
+            Op::Write => "writing",
+            Op::Delete => "deleting",
+            Op::List => "listing",
+        }
+    }
+}
+
+/// Maps an I/O error on `key`: missing means NotFound; a file/directory clash means NotFound
+/// when reading and, when writing, a key that cannot exist on a filesystem; anything else is a
+/// backend failure.
+fn io_error(key: &str, op: Op, error: io::Error) -> StoreError {
+    // `create_dir_all` over a file reports AlreadyExists.
+    let clash = matches!(
+        error.kind(),
+        ErrorKind::NotADirectory | ErrorKind::IsADirectory | ErrorKind::DirectoryNotEmpty | ErrorKind::AlreadyExists
+    );
+    match error.kind() {
+        ErrorKind::NotFound => StoreError::NotFound { key: key.to_owned() },
+        _ if clash && op == Op::Read => StoreError::NotFound { key: key.to_owned() },
+        _ if clash => StoreError::InvalidKey { key: key.to_owned(), reason: CLASH },
+        ErrorKind::Interrupted | ErrorKind::TimedOut | ErrorKind::WouldBlock => {
+            StoreError::Backend(BackendError::retryable(format!("{} {key}", op.verb()), error))
+        }
+        _ => StoreError::Backend(BackendError::permanent(format!("{} {key}", op.verb()), error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_are_hex_md5() {
+        assert_eq!(md5_etag(b""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(md5_etag(b"hello"), "5d41402abc4b2a76b9719d911017c592");
+    }
+}

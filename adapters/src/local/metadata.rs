@@ -1,0 +1,342 @@
+//! [`SqliteMetadataStore`]: one row per image in the `records` table, holding the same
+//! [`MetadataRecord`] JSON as DynamoDB, with `status` and `created_ms` copied out for indexing.
+
+use super::queue::enqueue;
+use super::sqlite::{SqliteDb, to_sql_ms, write_tx};
+use async_trait::async_trait;
+use imgpipe_core::ErrorKind;
+use imgpipe_core::ports::{BackendError, Begin, Counts, MetadataError, MetadataStore, Page};
+use imgpipe_core::record::MetadataRecord;
+use imgpipe_core::seams::{ImageId, Status};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// The local [`MetadataStore`], in the `records` table of a [`SqliteDb`].
+///
+/// Shares its database with the [`SqliteQueue`](super::SqliteQueue) built on the same
+/// [`SqliteDb`]: [`accept`](MetadataStore::accept) enqueues there.
+#[derive(Debug, Clone)]
+pub struct SqliteMetadataStore {
+    db: SqliteDb,
+}
+
+impl SqliteMetadataStore {
+    /// The store kept in `db`.
+    pub fn new(db: SqliteDb) -> SqliteMetadataStore {
+        SqliteMetadataStore { db }
+    }
+}
+
+/// What a write found, decided inside its transaction.
+enum Outcome {
+    Written,
+    Refused(ImageId, Status),
+}
+
+impl Outcome {
+    fn into_result(self) -> Result<(), MetadataError> {
+        match self {
+            Outcome::Written => Ok(()),
+            Outcome::Refused(id, to) => Err(MetadataError::Conflict { id, to }),
+        }
+    }
+}
+
+#[async_trait]
+impl MetadataStore for SqliteMetadataStore {
+    /// Inserts the PENDING record, or upgrades an AWAITING_UPLOAD slot, and enqueues
+    /// `notification`, in one transaction: a refused record enqueues nothing. A record whose
+    /// status is not PENDING is refused.
+    async fn accept(&self, record: &MetadataRecord, notification: &str) -> Result<(), MetadataError> {
+        if record.status != Status::Pending {
+            return Err(MetadataError::Conflict { id: record.id, to: record.status });
+        }
+        let row = Row::of(record)?;
+        let notification = notification.to_owned();
+        let outcome = self
+            .db
+            .call("accepting an upload", move |conn| {
+                let tx = write_tx(conn)?;
+                match stored_status(&tx, &row.id)? {
+                    None => row.insert(&tx)?,
+                    Some(Status::AwaitingUpload) => row.replace(&tx)?,
+                    Some(_) => return Ok(Outcome::Refused(row.image_id, Status::Pending)),
+                }
+                enqueue(&tx, &notification, imgpipe_core::record::now_ms())?;
+                tx.commit()?;
+                Ok(Outcome::Written)
+            })
+            .await?;
+        outcome.into_result()
+    }
+
+    /// Inserts the AWAITING_UPLOAD slot; any existing record with the id is a conflict. A record
+    /// whose status is not AWAITING_UPLOAD is refused.
+    async fn reserve(&self, record: &MetadataRecord) -> Result<(), MetadataError> {
+        if record.status != Status::AwaitingUpload {
+            return Err(MetadataError::Conflict { id: record.id, to: record.status });
+        }
+        let row = Row::of(record)?;
+        let outcome = self
+            .db
+            .call("reserving an upload slot", move |conn| {
+                let inserted = conn.execute(
+                    "INSERT INTO records (id, status, created_ms, record) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (id) DO NOTHING",
+                    params![row.id, row.status, row.created_ms, row.json],
+                )?;
+                Ok(if inserted == 1 {
+                    Outcome::Written
+                } else {
+                    Outcome::Refused(row.image_id, Status::AwaitingUpload)
+                })
+            })
+            .await?;
+        outcome.into_result()
+    }
+
+    async fn get(&self, id: ImageId) -> Result<Option<MetadataRecord>, MetadataError> {
+        let record = self
+            .db
+            .call("reading a record", move |conn| {
+                conn.query_row("SELECT record FROM records WHERE id = ?1", [id.to_string()], parse_record).optional()
+            })
+            .await?;
+        Ok(record)
+    }
+
+    async fn begin(&self, id: ImageId, now_ms: u64) -> Result<Begin, MetadataError> {
+        let begin = self
+            .db
+            .call("starting an attempt", move |conn| {
+                let tx = write_tx(conn)?;
+                let stored = tx
+                    .query_row("SELECT record FROM records WHERE id = ?1", [id.to_string()], parse_record)
+                    .optional()?;
+                let Some(mut record) = stored else { return Ok(Begin::Unknown) };
+                if record.status.is_final() {
+                    return Ok(Begin::AlreadyFinal(record));
+                }
+                record.status = Status::Processing;
+                record.attempts = record.attempts.saturating_add(1);
+                record.started_ms = Some(now_ms);
+                let json = to_json(&record)?;
+                tx.execute(
+                    "UPDATE records SET status = ?1, record = ?2 WHERE id = ?3",
+                    params![Status::Processing.as_str(), json, id.to_string()],
+                )?;
+                tx.commit()?;
+                Ok(Begin::Started(record))
+            })
+            .await?;
+        Ok(begin)
+    }
+
+    /// Writes every record in one transaction, except over a record already DONE or FAILED. A
+    /// record that is not itself final is refused and nothing is written.
+    async fn finish(&self, records: &[MetadataRecord]) -> Result<(), MetadataError> {
+        if let Some(record) = records.iter().find(|r| !r.status.is_final()) {
+            return Err(MetadataError::Conflict { id: record.id, to: record.status });
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        let rows = records.iter().map(Row::of).collect::<Result<Vec<_>, _>>()?;
+        self.db
+            .call("finishing records", move |conn| {
+                let tx = write_tx(conn)?;
+                {
+                    // The WHERE on the upsert is what makes end states exactly-once: a second
+                    // finish (a retried chunk, a duplicate event) finds the row final and skips it.
+                    let mut upsert = tx.prepare_cached(
+                        "INSERT INTO records (id, status, created_ms, record) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (id) DO UPDATE SET status = excluded.status, record = excluded.record
+                         WHERE records.status NOT IN ('DONE', 'FAILED')",
+                    )?;
+                    for row in &rows {
+                        upsert.execute(params![row.id, row.status, row.created_ms, row.json])?;
+                    }
+                }
+                tx.commit()
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Pages newest first by (`created_ms`, `id`); the cursor is the last record's position, so
+    /// pages neither repeat nor skip records when others are added meanwhile. A `limit` of 0 is
+    /// taken as 1.
+    async fn list(&self, status: Option<Status>, cursor: Option<&str>, limit: usize) -> Result<Page, MetadataError> {
+        let after = cursor.map(Cursor::parse).transpose()?;
+        let limit = limit.max(1);
+        let fetch = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
+        let mut records = self
+            .db
+            .call("listing records", move |conn| {
+                // Separate statements rather than `?1 IS NULL OR status = ?1`, which would keep
+                // SQLite from using the (status, created_ms, id) index.
+                let mut sql = String::from("SELECT record FROM records WHERE 1 = 1");
+                if status.is_some() {
+                    sql.push_str(" AND status = :status");
+                }
+                if after.is_some() {
+                    sql.push_str(" AND (created_ms, id) < (:created_ms, :id)");
+                }
+                sql.push_str(" ORDER BY created_ms DESC, id DESC LIMIT :limit");
+                let mut statement = conn.prepare(&sql)?;
+                let mut named: Vec<(&str, &dyn rusqlite::ToSql)> = vec![(":limit", &fetch)];
+                let status_name = status.map(Status::as_str);
+                if let Some(status) = &status_name {
+                    named.push((":status", status));
+                }
+                if let Some(after) = &after {
+                    named.push((":created_ms", &after.created_ms));
+                    named.push((":id", &after.id));
+                }
+                let rows = statement.query_map(named.as_slice(), parse_record)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        let cursor = if records.len() > limit {
+            records.truncate(limit);
+            records
+                .last()
+                .map(|last| Cursor { created_ms: to_sql_ms(last.created_ms), id: last.id.to_string() }.encode())
+        } else {
+            None
+        };
+        Ok(Page { records, cursor })
+    }
+
+    /// Every status and every error kind is present, with 0 when none.
+    async fn counts(&self) -> Result<Counts, MetadataError> {
+        let (statuses, kinds) = self
+            .db
+            .call("counting records", |conn| {
+                let statuses = group_counts(conn, "SELECT status, COUNT(*) FROM records GROUP BY status")?;
+                let kinds = group_counts(
+                    conn,
+                    "SELECT json_extract(record, '$.error.kind'), COUNT(*) FROM records
+                     WHERE status = 'FAILED' GROUP BY 1",
+                )?;
+                Ok((statuses, kinds))
+            })
+            .await?;
+        let mut counts = Counts {
+            by_status: Status::ALL.iter().map(|&s| (s, 0)).collect(),
+            failed_by_kind: ErrorKind::ALL.iter().map(|&k| (k, 0)).collect(),
+        };
+        for (name, n) in statuses {
+            let Some(name) = name else { continue };
+            let status = parse_name::<Status>(&name, "status")?;
+            *counts.by_status.entry(status).or_default() += n;
+        }
+        for (name, n) in kinds {
+            // A FAILED record without an error kind is counted as ours to explain: internal.
+            let kind = match name {
+                Some(name) => parse_name::<ErrorKind>(&name, "error kind")?,
+                None => ErrorKind::Internal,
+            };
+            *counts.failed_by_kind.entry(kind).or_default() += n;
+        }
+        Ok(counts)
+    }
+}
+
+/// A record ready to be written: its key columns and its JSON.
+struct Row {
+    image_id: ImageId,
+    id: String,
+    status: &'static str,
+    created_ms: i64,
+    json: String,
+}
+
+impl Row {
+    fn of(record: &MetadataRecord) -> Result<Row, MetadataError> {
+        let json = serde_json::to_string(record)
+            .map_err(|e| BackendError::permanent(format!("serialising the record of {}", record.id), e))?;
+        Ok(Row {
+            image_id: record.id,
+            id: record.id.to_string(),
+            status: record.status.as_str(),
+            created_ms: to_sql_ms(record.created_ms),
+            json,
+        })
+    }
+
+    fn insert(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute(
+            "INSERT INTO records (id, status, created_ms, record) VALUES (?1, ?2, ?3, ?4)",
+            params![self.id, self.status, self.created_ms, self.json],
+        )?;
+        Ok(())
+    }
+
+    fn replace(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute(
+            "UPDATE records SET status = ?2, created_ms = ?3, record = ?4 WHERE id = ?1",
+            params![self.id, self.status, self.created_ms, self.json],
+        )?;
+        Ok(())
+    }
+}
+
+/// The position after which the next page starts. Opaque to clients: `{created_ms}.{id}`.
+struct Cursor {
+    created_ms: i64,
+    id: String,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        format!("{}.{}", self.created_ms, self.id)
+    }
+
+    fn parse(text: &str) -> Result<Cursor, MetadataError> {
+        let parsed = text.split_once('.').and_then(|(ms, id)| {
+            let created_ms = ms.parse::<i64>().ok()?;
+            let id = id.parse::<ImageId>().ok()?;
+            Some(Cursor { created_ms, id: id.to_string() })
+        });
+        parsed.ok_or_else(|| {
+            // The port has no "bad request" error; a forged cursor is a caller error that no
+            // retry fixes, so it is a permanent backend error.
+            MetadataError::Backend(BackendError {
+                message: format!("invalid list cursor {text:?}"),
+                retryable: false,
+                source: None,
+            })
+        })
+    }
+}
+
+fn stored_status(conn: &Connection, id: &str) -> rusqlite::Result<Option<Status>> {
+    let name: Option<String> =
+        conn.query_row("SELECT status FROM records WHERE id = ?1", [id], |row| row.get(0)).optional()?;
+    name.map(|name| {
+        serde_json::from_value(serde_json::Value::String(name))
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    })
+    .transpose()
+}
+
+fn parse_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<MetadataRecord> {
+    let json: String = row.get(0)?;
+    serde_json::from_str(&json)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn to_json(record: &MetadataRecord) -> rusqlite::Result<String> {
+    serde_json::to_string(record).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+fn group_counts(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<(Option<String>, u64)>> {
+    let mut statement = conn.prepare(sql)?;
+    let rows = statement.query_map([], |row| Ok((row.get(0)?, u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0))))?;
+    rows.collect()
+}
+
+fn parse_name<T: serde::de::DeserializeOwned>(name: &str, what: &str) -> Result<T, MetadataError> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .map_err(|e| MetadataError::Backend(BackendError::permanent(format!("stored {what} {name:?} is unknown"), e)))
+}

@@ -1,0 +1,258 @@
+//! [`MetadataStore`] conformance: forward-only status, exactly-once end states, keyset pages.
+
+use imgpipe_core::event::S3Notification;
+use imgpipe_core::ports::{Begin, MetadataError, MetadataStore};
+use imgpipe_core::record::{MetadataRecord, RenditionRecord, Source};
+use imgpipe_core::seams::{ImageId, ObjectRef, Status};
+use imgpipe_core::{ErrorKind, ImageError, OutputFormat};
+use std::collections::BTreeSet;
+
+/// A PENDING record created at `created_ms`.
+pub fn pending(created_ms: u64) -> MetadataRecord {
+    let id = ImageId::generate();
+    let source = Source {
+        key: id.original_key("jpg"),
+        bytes: 1234,
+        etag: "5d41402abc4b2a76b9719d911017c592".into(),
+        content_type: "image/jpeg".into(),
+    };
+    MetadataRecord::pending(id, source, "default".into(), created_ms)
+}
+
+/// An AWAITING_UPLOAD slot created at `created_ms`.
+pub fn awaiting(created_ms: u64) -> MetadataRecord {
+    MetadataRecord { status: Status::AwaitingUpload, expires_at: Some(created_ms / 1000 + 900), ..pending(created_ms) }
+}
+
+/// `record` finished DONE with one rendition.
+pub fn done(record: &MetadataRecord) -> MetadataRecord {
+    MetadataRecord {
+        status: Status::Done,
+        renditions: vec![RenditionRecord {
+            name: "thumb".into(),
+            key: record.id.rendition_key("thumb", OutputFormat::Webp),
+            format: OutputFormat::Webp,
+            width: 256,
+            height: 256,
+            bytes: 999,
+        }],
+        finished_ms: Some(record.created_ms + 500),
+        ..record.clone()
+    }
+}
+
+/// `record` finished FAILED with an error of `kind`.
+pub fn failed(record: &MetadataRecord, kind: ErrorKind) -> MetadataRecord {
+    MetadataRecord {
+        status: Status::Failed,
+        error: Some(ImageError::new(kind, "conformance")),
+        finished_ms: Some(record.created_ms + 500),
+        ..record.clone()
+    }
+}
+
+/// The ObjectCreated event of `record`'s original.
+pub fn notification(record: &MetadataRecord) -> String {
+    let object = ObjectRef {
+        bucket: "conformance".into(),
+        key: record.source.key.clone(),
+        size: record.source.bytes,
+        etag: record.source.etag.clone(),
+    };
+    S3Notification::object_created(&object, "2026-01-01T00:00:00.000Z").to_json()
+}
+
+async fn accept(store: &dyn MetadataStore, record: &MetadataRecord) {
+    store.accept(record, &notification(record)).await.unwrap();
+}
+
+/// An accepted record reads back as written; an unknown id reads as `None`.
+pub async fn accept_then_get(store: &dyn MetadataStore) {
+    let record = pending(1_700_000_000_000);
+    accept(store, &record).await;
+    assert_eq!(store.get(record.id).await.unwrap(), Some(record));
+    assert_eq!(store.get(ImageId::generate()).await.unwrap(), None);
+}
+
+/// Accepting the same id twice is a conflict and keeps the first record.
+pub async fn duplicate_accept_conflicts(store: &dyn MetadataStore) {
+    let record = pending(1_700_000_000_000);
+    accept(store, &record).await;
+    let again = MetadataRecord { preset: "other".into(), ..record.clone() };
+    let error = store.accept(&again, &notification(&again)).await.unwrap_err();
+    assert!(matches!(error, MetadataError::Conflict { id, to: Status::Pending } if id == record.id), "{error:?}");
+    assert_eq!(store.get(record.id).await.unwrap(), Some(record));
+}
+
+/// A reserved slot is AWAITING_UPLOAD, cannot be reserved twice, and accept upgrades it.
+pub async fn reserve_then_accept_upgrades(store: &dyn MetadataStore) {
+    let slot = awaiting(1_700_000_000_000);
+    store.reserve(&slot).await.unwrap();
+    assert_eq!(store.get(slot.id).await.unwrap(), Some(slot.clone()));
+    let error = store.reserve(&slot).await.unwrap_err();
+    assert!(matches!(error, MetadataError::Conflict { to: Status::AwaitingUpload, .. }), "{error:?}");
+
+    let uploaded =
+        MetadataRecord { status: Status::Pending, expires_at: None, created_ms: slot.created_ms + 10, ..slot };
+    accept(store, &uploaded).await;
+    assert_eq!(store.get(uploaded.id).await.unwrap(), Some(uploaded.clone()));
+    // An accepted record is no longer a slot.
+    assert!(matches!(store.reserve(&awaiting_with_id(&uploaded)).await, Err(MetadataError::Conflict { .. })));
+}
+
+fn awaiting_with_id(record: &MetadataRecord) -> MetadataRecord {
+    MetadataRecord { status: Status::AwaitingUpload, ..record.clone() }
+}
+
+/// `begin` moves a record to PROCESSING and counts every attempt.
+pub async fn begin_transitions_and_counts_attempts(store: &dyn MetadataStore) {
+    let record = pending(1_700_000_000_000);
+    accept(store, &record).await;
+    let Begin::Started(first) = store.begin(record.id, 1_700_000_000_100).await.unwrap() else { panic!("not started") };
+    assert_eq!(first.status, Status::Processing);
+    assert_eq!(first.attempts, 1);
+    assert_eq!(first.started_ms, Some(1_700_000_000_100));
+    assert_eq!(MetadataRecord { status: Status::Pending, attempts: 0, started_ms: None, ..first.clone() }, record);
+    assert_eq!(store.get(record.id).await.unwrap(), Some(first));
+    // A retry of the same image (the previous attempt died) counts again.
+    let Begin::Started(second) = store.begin(record.id, 1_700_000_000_200).await.unwrap() else {
+        panic!("not started")
+    };
+    assert_eq!((second.attempts, second.started_ms), (2, Some(1_700_000_000_200)));
+    assert_eq!(store.get(record.id).await.unwrap(), Some(second));
+}
+
+/// `begin` on a DONE or FAILED record changes nothing and returns it.
+pub async fn begin_on_final_is_already_final(store: &dyn MetadataStore) {
+    for finished in [done as fn(&MetadataRecord) -> MetadataRecord, |r| failed(r, ErrorKind::Corrupt)] {
+        let record = pending(1_700_000_000_000);
+        accept(store, &record).await;
+        let Begin::Started(started) = store.begin(record.id, 1_700_000_000_100).await.unwrap() else {
+            panic!("not started")
+        };
+        let end = finished(&started);
+        store.finish(std::slice::from_ref(&end)).await.unwrap();
+        assert_eq!(store.begin(record.id, 1_700_000_000_900).await.unwrap(), Begin::AlreadyFinal(end.clone()));
+        assert_eq!(store.get(record.id).await.unwrap(), Some(end));
+    }
+}
+
+/// `begin` on an id without a record says so and creates nothing.
+pub async fn begin_unknown(store: &dyn MetadataStore) {
+    let id = ImageId::generate();
+    assert_eq!(store.begin(id, 1_700_000_000_000).await.unwrap(), Begin::Unknown);
+    assert_eq!(store.get(id).await.unwrap(), None);
+}
+
+/// The first final write wins; later ones (duplicates, retries) leave it as is, while the
+/// other records of the same batch are still written.
+pub async fn finish_is_exactly_once(store: &dyn MetadataStore) {
+    let a = pending(1_700_000_000_000);
+    let b = pending(1_700_000_000_001);
+    accept(store, &a).await;
+    accept(store, &b).await;
+    for record in [&a, &b] {
+        store.begin(record.id, 1_700_000_000_100).await.unwrap();
+    }
+    let a_done = done(&a);
+    store.finish(std::slice::from_ref(&a_done)).await.unwrap();
+    let a_failed = failed(&a, ErrorKind::Internal);
+    let b_done = done(&b);
+    store.finish(&[a_failed, b_done.clone()]).await.unwrap();
+    assert_eq!(store.get(a.id).await.unwrap(), Some(a_done));
+    assert_eq!(store.get(b.id).await.unwrap(), Some(b_done));
+    store.finish(&[]).await.unwrap();
+}
+
+/// Walks every page of `list(status)`, `limit` at a time.
+async fn walk(store: &dyn MetadataStore, status: Option<Status>, limit: usize) -> Vec<MetadataRecord> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let page = store.list(status, cursor.as_deref(), limit).await.unwrap();
+        assert!(page.records.len() <= limit);
+        // Only the last page may be empty (a backend may not know a page was the last).
+        assert!(!page.records.is_empty() || page.cursor.is_none(), "empty page with a cursor");
+        all.extend(page.records);
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => return all,
+        }
+    }
+    panic!("more than 100 pages");
+}
+
+/// Pages come newest first (created, then id), with no duplicate and no gap, per status too.
+pub async fn list_paginates_newest_first(store: &dyn MetadataStore) {
+    let mut records = Vec::new();
+    // Equal creation times too: the id breaks the tie.
+    for (i, created) in [1000, 2000, 2000, 3000, 4000, 4000, 4000, 5000].into_iter().enumerate() {
+        let created = 1_700_000_000_000 + created;
+        let record = match i % 3 {
+            0 => {
+                let record = pending(created);
+                accept(store, &record).await;
+                record
+            }
+            1 => {
+                let record = awaiting(created);
+                store.reserve(&record).await.unwrap();
+                record
+            }
+            _ => {
+                let record = pending(created);
+                accept(store, &record).await;
+                let end = done(&record);
+                store.finish(std::slice::from_ref(&end)).await.unwrap();
+                end
+            }
+        };
+        records.push(record);
+    }
+    records.sort_by_key(|r| std::cmp::Reverse((r.created_ms, r.id)));
+
+    for limit in [1, 3, 8, 100] {
+        let all = walk(store, None, limit).await;
+        assert_eq!(all, records, "limit {limit}");
+    }
+    for status in Status::ALL {
+        let expected: Vec<_> = records.iter().filter(|r| r.status == status).cloned().collect();
+        let listed = walk(store, Some(status), 2).await;
+        assert_eq!(listed, expected, "{status:?}");
+        let ids: BTreeSet<_> = listed.iter().map(|r| r.id).collect();
+        assert_eq!(ids.len(), listed.len());
+    }
+}
+
+/// Counts per status, and FAILED records per error kind.
+pub async fn counts_by_status_and_kind(store: &dyn MetadataStore) {
+    let counts = store.counts().await.unwrap();
+    assert!(counts.by_status.values().all(|&n| n == 0));
+    let now = 1_700_000_000_000;
+    for _ in 0..2 {
+        accept(store, &pending(now)).await;
+    }
+    store.reserve(&awaiting(now)).await.unwrap();
+    let processing = pending(now);
+    accept(store, &processing).await;
+    store.begin(processing.id, now + 1).await.unwrap();
+    let mut ends = vec![done(&pending(now))];
+    for kind in [ErrorKind::Corrupt, ErrorKind::Corrupt, ErrorKind::TooLarge] {
+        ends.push(failed(&pending(now), kind));
+    }
+    for end in &ends {
+        accept(store, &MetadataRecord { status: Status::Pending, ..end.clone() }).await;
+    }
+    store.finish(&ends).await.unwrap();
+
+    let counts = store.counts().await.unwrap();
+    let status = |s| counts.by_status.get(&s).copied().unwrap_or(0);
+    assert_eq!(
+        Status::ALL.map(status),
+        [1, 2, 1, 1, 3],
+        "AWAITING_UPLOAD, PENDING, PROCESSING, DONE, FAILED: {:?}",
+        counts.by_status
+    );
+    let kind = |k| counts.failed_by_kind.get(&k).copied().unwrap_or(0);
+    assert_eq!(ErrorKind::ALL.map(kind), [2, 0, 1, 0, 0], "{:?}", counts.failed_by_kind);
+}

@@ -1,0 +1,114 @@
+//! The one write path of an upload: store the original with its options, then accept it in the
+//! metadata store together with the S3 ObjectCreated notification (which the local backend
+//! enqueues in the same transaction, and the AWS backend leaves to S3).
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use bytes::Bytes;
+use imgpipe_core::InputFormat;
+use imgpipe_core::event::S3Notification;
+use imgpipe_core::ports::{ObjectInfo, ObjectMeta};
+use imgpipe_core::record::{MetadataRecord, Source, now_ms};
+use imgpipe_core::seams::{ImageId, ObjectRef, Status};
+use std::collections::BTreeMap;
+
+/// The object metadata key that carries the preset with the original.
+pub(crate) const PRESET_META: &str = "preset";
+
+/// Stores `bytes` as a new original for `id` and records it PENDING. The key's extension comes
+/// from the bytes, never the name; unknown bytes are stored as `.bin` and still accepted, so
+/// they end FAILED `unsupported` like every other accepted upload ends DONE or FAILED.
+pub async fn accept_new(
+    state: &AppState,
+    id: ImageId,
+    bytes: Bytes,
+    content_type: &str,
+    preset: &str,
+) -> Result<(), ApiError> {
+    let extension = InputFormat::sniff(&bytes).map_or("bin", InputFormat::extension);
+    let key = id.original_key(extension);
+    let info = put_original(state, &key, bytes, content_type, preset).await?;
+    let source = Source { key, bytes: info.size, etag: info.etag, content_type: content_type.to_owned() };
+    let record = MetadataRecord::pending(id, source, preset.to_owned(), now_ms());
+    if let Err(error) = accept(state, &record).await {
+        // The key is fresh, so the object is ours alone: do not leave it behind unrecorded.
+        if let Err(cleanup) = state.objects.delete(&record.source.key).await {
+            tracing::warn!(image_id = %id, key = %record.source.key, error = %cleanup, "orphaned original left behind");
+        }
+        return Err(error);
+    }
+    tracing::info!(image_id = %id, key = %record.source.key, bytes = record.source.bytes, "upload accepted");
+    Ok(())
+}
+
+/// Stores the bytes of a reserved slot at its key and moves the slot to PENDING.
+pub(crate) async fn accept_reserved(state: &AppState, slot: MetadataRecord, bytes: Bytes) -> Result<(), ApiError> {
+    let info = put_original(state, &slot.source.key, bytes, &slot.source.content_type, &slot.preset).await?;
+    // The slot's `created_ms` stays: the record was accepted when the slot was created.
+    let mut record = slot;
+    record.status = Status::Pending;
+    record.source.bytes = info.size;
+    record.source.etag = info.etag;
+    record.expires_at = None;
+    accept(state, &record).await?;
+    tracing::info!(image_id = %record.id, key = %record.source.key, bytes = record.source.bytes, "presigned upload accepted");
+    Ok(())
+}
+
+async fn put_original(
+    state: &AppState,
+    key: &str,
+    bytes: Bytes,
+    content_type: &str,
+    preset: &str,
+) -> Result<ObjectInfo, ApiError> {
+    let meta = ObjectMeta {
+        content_type: content_type.to_owned(),
+        metadata: BTreeMap::from([(PRESET_META.to_owned(), preset.to_owned())]),
+    };
+    Ok(state.objects.put(key, bytes, &meta).await?)
+}
+
+async fn accept(state: &AppState, record: &MetadataRecord) -> Result<(), ApiError> {
+    let object = ObjectRef {
+        bucket: state.config.bucket.clone(),
+        key: record.source.key.clone(),
+        size: record.source.bytes,
+        etag: record.source.etag.clone(),
+    };
+    let notification = S3Notification::object_created(&object, &rfc3339(now_ms())).to_json();
+    match state.metadata.accept(record, &notification).await {
+        Err(imgpipe_core::ports::MetadataError::Conflict { .. }) => Err(ApiError::AlreadyUploaded),
+        other => Ok(other?),
+    }
+}
+
+/// `ms` since the Unix epoch as RFC 3339 UTC with milliseconds, as S3 writes `eventTime`.
+pub(crate) fn rfc3339(ms: u64) -> String {
+    let (days, rest) = ((ms / 86_400_000) as i64, ms % 86_400_000);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm, proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, milli) = (rest / 3_600_000, rest / 60_000 % 60, rest / 1000 % 60, rest % 1000);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(1_767_225_599_999), "2025-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(1_709_210_096_789), "2024-02-29T12:34:56.789Z");
+    }
+}

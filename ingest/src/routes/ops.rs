@@ -1,0 +1,33 @@
+//! Operations: health, metrics and the OpenAPI document.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::{metrics, openapi as document};
+use axum::Json;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+/// `GET /healthz`: the process serves requests (it touches no backend, so a slow store does not
+/// get healthy instances recycled).
+pub(crate) async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /metrics`: queue depth, records per status and failure kind, stage latencies.
+#[tracing::instrument(skip_all)]
+pub(crate) async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let queue = match &state.queue {
+        Some(queue) => Some(queue.stats().await?),
+        None => None,
+    };
+    let counts = state.metadata.counts().await?;
+    let text = metrics::render(queue, &counts, &state.histograms);
+    Ok(([(CONTENT_TYPE, metrics::CONTENT_TYPE)], text))
+}
+
+/// `GET /v1/openapi.json`: the API's description, built from the route table.
+pub(crate) async fn openapi() -> Json<Value> {
+    Json(document::document())
+}

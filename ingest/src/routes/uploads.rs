@@ -1,0 +1,181 @@
+//! `/v1/uploads`: bulk presigned uploads, and the local target of their URLs.
+
+use crate::body::{self, ReadError};
+use crate::error::ApiError;
+use crate::intake;
+use crate::signing::{SignatureError, UploadGrant, unix_now};
+use crate::state::AppState;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue};
+use imgpipe_core::preset::DEFAULT_PRESET;
+use imgpipe_core::record::{MetadataRecord, Source, now_ms};
+use imgpipe_core::seams::{ImageId, Status};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// JSON bytes allowed per file entry of a bulk request (filename, content type, framing).
+const BULK_BYTES_PER_FILE: u64 = 1024;
+/// Longest filename and content type accepted.
+const MAX_FILENAME: usize = 512;
+const MAX_CONTENT_TYPE: usize = 255;
+
+/// The body of `POST /v1/uploads`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkRequest {
+    preset: Option<String>,
+    files: Vec<BulkFile>,
+}
+
+/// One file a client is about to upload.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkFile {
+    filename: String,
+    content_type: String,
+    bytes: u64,
+}
+
+/// The extension of an original whose bytes are not here yet (the key is fixed when the URL is
+/// signed): from the declared type; the processor sniffs the bytes regardless.
+fn extension_for(content_type: &str) -> &'static str {
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "image/jpeg" | "image/jpg" | "image/pjpeg" => "jpg",
+        "image/png" => "png",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        "image/tiff" => "tif",
+        "image/bmp" | "image/x-ms-bmp" => "bmp",
+        _ => "bin",
+    }
+}
+
+/// `POST /v1/uploads`: reserves an AWAITING_UPLOAD slot per file and returns a presigned `PUT`
+/// for each.
+#[tracing::instrument(skip_all, fields(files))]
+pub(crate) async fn presign(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let config = &state.config;
+    let body_limit = (config.max_bulk_files as u64).saturating_mul(BULK_BYTES_PER_FILE).saturating_add(4096);
+    let bytes = body::read_limited(&headers, body, body_limit).await.map_err(|e| match e {
+        ReadError::TooLarge(limit) => ApiError::PayloadTooLarge { limit },
+        ReadError::Read(e) => ApiError::InvalidBody(e.to_string()),
+    })?;
+    let request: BulkRequest = serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidBody(e.to_string()))?;
+    let preset = request.preset.unwrap_or_else(|| DEFAULT_PRESET.to_owned());
+    if state.presets.get(&preset).is_none() {
+        return Err(ApiError::UnknownPreset(preset));
+    }
+    if request.files.is_empty() {
+        return Err(ApiError::EmptyUpload);
+    }
+    if request.files.len() > config.max_bulk_files {
+        return Err(ApiError::TooManyFiles { count: request.files.len(), max: config.max_bulk_files });
+    }
+    // Check every file before reserving any, so a refused request reserves nothing.
+    for file in &request.files {
+        if file.bytes == 0 {
+            return Err(ApiError::EmptyUpload);
+        }
+        if file.bytes > config.max_upload_bytes {
+            return Err(ApiError::PayloadTooLarge { limit: config.max_upload_bytes });
+        }
+        if file.filename.len() > MAX_FILENAME {
+            return Err(ApiError::InvalidBody(format!("a filename is longer than {MAX_FILENAME} bytes")));
+        }
+        if file.content_type.is_empty()
+            || file.content_type.len() > MAX_CONTENT_TYPE
+            || HeaderValue::from_str(&file.content_type).is_err()
+        {
+            return Err(ApiError::InvalidBody(format!("invalid content_type {:?}", file.content_type)));
+        }
+    }
+    tracing::Span::current().record("files", request.files.len());
+    let ttl = config.upload_url_ttl;
+    let expires_at = unix_now().saturating_add(ttl.as_secs());
+    let mut uploads = Vec::with_capacity(request.files.len());
+    for file in request.files {
+        let id = ImageId::generate();
+        let key = id.original_key(extension_for(&file.content_type));
+        let url = state
+            .urls
+            .presign_put(id, &key, file.bytes, &file.content_type, ttl)
+            .await
+            .map_err(|e| ApiError::Internal(Box::new(e)))?;
+        let source = Source { key, bytes: file.bytes, etag: String::new(), content_type: file.content_type.clone() };
+        let mut slot = MetadataRecord::pending(id, source, preset.clone(), now_ms());
+        slot.status = Status::AwaitingUpload;
+        slot.expires_at = Some(expires_at);
+        state.metadata.reserve(&slot).await?;
+        tracing::debug!(image_id = %id, "upload slot reserved");
+        uploads.push(json!({
+            "id": id,
+            "filename": file.filename,
+            "method": "PUT",
+            "url": url,
+            "headers": {"content-type": file.content_type},
+            "expires_at": expires_at,
+        }));
+    }
+    Ok(Json(json!({"uploads": uploads})))
+}
+
+/// `PUT /v1/uploads/{id}`: the bytes of a reserved slot, through a signed URL. The signature is
+/// the credential: it binds the slot, the exact size and content type, until it expires.
+#[tracing::instrument(skip_all, fields(image_id = %id))]
+pub(crate) async fn put(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    grant: Result<Query<UploadGrant>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let id: ImageId = id.parse().map_err(ApiError::InvalidId)?;
+    // Without the signed parameters this is not a signed URL at all.
+    let Query(grant) = grant.map_err(|_| ApiError::BadSignature)?;
+    // An unknown slot cannot be told apart from a bad signature: no probing for ids.
+    let slot = state.metadata.get(id).await?.ok_or(ApiError::BadSignature)?;
+    state.urls.verify_put(id, &slot.source.key, &grant, unix_now()).map_err(|e| match e {
+        SignatureError::Bad => ApiError::BadSignature,
+        SignatureError::Expired => ApiError::UrlExpired,
+    })?;
+    if slot.status != Status::AwaitingUpload {
+        return Err(ApiError::AlreadyUploaded);
+    }
+    let declared = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if declared != grant.content_type {
+        return Err(ApiError::ContentTypeMismatch { expected: grant.content_type, got: declared.to_owned() });
+    }
+    let size_mismatch = ApiError::SizeMismatch { expected: grant.size };
+    if body::content_length(&headers).is_some_and(|n| n != grant.size) {
+        return Err(size_mismatch);
+    }
+    let bytes = match body::read_limited(&headers, body, grant.size).await {
+        Ok(bytes) if bytes.len() as u64 == grant.size => bytes,
+        Ok(_) | Err(ReadError::TooLarge(_)) => return Err(size_mismatch),
+        Err(ReadError::Read(e)) => return Err(ApiError::InvalidBody(e.to_string())),
+    };
+    intake::accept_reserved(&state, slot, bytes).await?;
+    Ok(Json(json!({"id": id, "status": Status::Pending})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extensions_follow_the_declared_type() {
+        assert_eq!(extension_for("image/jpeg"), "jpg");
+        assert_eq!(extension_for("Image/PNG; charset=x"), "png");
+        assert_eq!(extension_for("application/pdf"), "bin");
+        assert_eq!(extension_for(""), "bin");
+    }
+}

@@ -1,0 +1,110 @@
+//! The orchestrator loop of the local mode: what the SQS event source mapping and the
+//! orchestrator Lambda do on AWS, over the same [`group`](crate::group) function.
+
+use crate::group::group;
+use imgpipe_core::ports::{EventQueue, Message, WorkflowStarter};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// Batching and leasing, as the event source mapping would be configured on AWS.
+#[derive(Debug, Clone, Copy)]
+pub struct LoopConfig {
+    /// Most messages handed over in one batch.
+    pub max_messages: usize,
+    /// Longest wait to fill a batch once its first message arrived (the batching window).
+    pub max_wait: Duration,
+    /// Visibility lease of received messages: unacknowledged ones come back after it.
+    pub lease: Duration,
+    /// Pause between polls of an empty queue.
+    pub idle_poll: Duration,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        Self {
+            max_messages: 100,
+            max_wait: Duration::from_millis(200),
+            lease: Duration::from_secs(60),
+            idle_poll: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Receives, groups and starts until `stop` turns true. Only messages whose workflow started
+/// (or that need no work) are acknowledged; the rest come back when their lease expires.
+/// `start` waiting for a free runner slot slows receiving down to the pace of processing.
+pub async fn run(
+    queue: Arc<dyn EventQueue>,
+    workflows: Arc<dyn WorkflowStarter>,
+    config: LoopConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        let batch = match receive_batch(queue.as_ref(), &config, &mut stop).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                warn!(error = %e, "receive failed; retrying");
+                sleep_or_stop(config.idle_poll * 10, &mut stop).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            sleep_or_stop(config.idle_poll, &mut stop).await;
+            continue;
+        }
+        hand_over(queue.as_ref(), workflows.as_ref(), &batch).await;
+    }
+}
+
+/// Receives until `max_messages` or until `max_wait` after the first message.
+async fn receive_batch(
+    queue: &dyn EventQueue,
+    config: &LoopConfig,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Vec<Message>, imgpipe_core::ports::QueueError> {
+    let mut batch = queue.receive(config.max_messages, config.lease).await?;
+    if batch.is_empty() {
+        return Ok(batch);
+    }
+    let window = tokio::time::Instant::now() + config.max_wait;
+    while batch.len() < config.max_messages && tokio::time::Instant::now() < window && !*stop.borrow() {
+        let more = queue.receive(config.max_messages - batch.len(), config.lease).await?;
+        if more.is_empty() {
+            sleep_or_stop(config.idle_poll, stop).await;
+        }
+        batch.extend(more);
+    }
+    Ok(batch)
+}
+
+/// Groups a batch, starts its workflows and acknowledges what was handed over.
+pub async fn hand_over(queue: &dyn EventQueue, workflows: &dyn WorkflowStarter, batch: &[Message]) {
+    let plan = group(batch.iter().map(|m| m.body.as_str()));
+    let mut done: Vec<String> = plan.nothing_to_do.iter().map(|&i| batch[i].receipt.clone()).collect();
+    for &i in &plan.unreadable {
+        warn!(message_id = %batch[i].id, "unreadable message left for the dead-letter queue");
+    }
+    for workflow in plan.workflows {
+        let batch_id = workflow.input.batch_id.clone();
+        let images: usize = workflow.input.chunks.iter().map(Vec::len).sum();
+        match workflows.start(workflow.input).await {
+            Ok(()) => {
+                info!(%batch_id, images, "workflow started");
+                done.extend(workflow.messages.iter().map(|&i| batch[i].receipt.clone()));
+            }
+            Err(e) => warn!(%batch_id, error = %e, "workflow did not start; its messages will be redelivered"),
+        }
+    }
+    if let Err(e) = queue.ack(&done).await {
+        warn!(error = %e, "acknowledging failed; the messages will be redelivered (processing is idempotent)");
+    }
+}
+
+async fn sleep_or_stop(duration: Duration, stop: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => {}
+        _ = stop.changed() => {}
+    }
+}

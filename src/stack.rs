@@ -1,0 +1,182 @@
+//! The local stack: the same parts as on AWS, wired in one process over a data directory.
+//!
+//! `data/objects/` holds originals and renditions, `data/imgpipe.sqlite` the queue and the
+//! metadata. The ingest router accepts uploads, the orchestrator loop groups queued events into
+//! workflows, the in-process runner processes their chunks on the rayon pool.
+
+use adapters::local::{LOCAL_BUCKET, LocalBackend};
+use anyhow::{Context, Result};
+use imgpipe_core::event::S3Notification;
+use imgpipe_core::metrics::StageHistograms;
+use imgpipe_core::ports::{EventQueue, MetadataStore, ObjectStore};
+use imgpipe_core::record::{MetadataRecord, Source, now_ms};
+use imgpipe_core::seams::{ImageId, ObjectRef, Status};
+use imgpipe_core::{Limits, PresetCatalog};
+use ingest::{AppState, IngestConfig, LocalUploadUrls};
+use orchestrator::local::LoopConfig;
+use processor::chunk::{ChunkConfig, ChunkService, Recipes};
+use processor::workflow::LocalWorkflows;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What the local stack needs to start.
+pub struct StackConfig {
+    /// The data directory.
+    pub data: PathBuf,
+    /// The presets uploads may name.
+    pub presets: PresetCatalog,
+    /// Where relative logo paths of the presets are resolved.
+    pub presets_dir: PathBuf,
+    /// Threads that run the image kernel.
+    pub workers: usize,
+    /// Limits on every image.
+    pub limits: Limits,
+    /// API settings (key, upload limits).
+    pub ingest: IngestConfig,
+    /// The URL clients reach the API at (for signed upload URLs).
+    pub base_url: String,
+    /// Visibility lease of received queue messages.
+    pub lease: Duration,
+}
+
+/// A running local pipeline.
+pub struct Stack {
+    /// The ingest router's state (the same ports the pipeline uses).
+    pub state: AppState,
+    /// The workflow runner (to wait for it to drain).
+    pub runner: LocalWorkflows,
+    stop: watch::Sender<bool>,
+    orchestrator: JoinHandle<()>,
+}
+
+impl Stack {
+    /// Opens the data directory, requeues what a previous run left unfinished, and starts the
+    /// orchestrator loop and the runner.
+    pub async fn start(config: StackConfig) -> Result<Stack> {
+        let backend = LocalBackend::open(&config.data)
+            .with_context(|| format!("cannot open the data directory {}", config.data.display()))?;
+        let histograms = Arc::new(StageHistograms::default());
+        let presets_dir = config.presets_dir.clone();
+        let recipes = Recipes::new(&config.presets, |logo| std::fs::read(presets_dir.join(logo)))?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.workers)
+            .thread_name(|i| format!("imgpipe-kernel-{i}"))
+            .build()?;
+        let objects: Arc<dyn ObjectStore> = backend.objects.clone();
+        let metadata: Arc<dyn MetadataStore> = backend.metadata.clone();
+        let queue: Arc<dyn EventQueue> = backend.queue.clone();
+        let service = ChunkService::new(
+            objects.clone(),
+            metadata.clone(),
+            Arc::new(recipes),
+            Arc::new(pool),
+            ChunkConfig { io_concurrency: 2 * config.workers + 2, limits: config.limits },
+            histograms.clone(),
+        );
+        // Two workflows per worker keep the pool busy while others wait on I/O.
+        let runner = LocalWorkflows::new(Arc::new(service), 2 * config.workers);
+        recover(objects.as_ref(), metadata.as_ref(), queue.as_ref()).await?;
+
+        let (stop, stopped) = watch::channel(false);
+        let loop_config =
+            LoopConfig { max_messages: 10 * config.workers.max(1), lease: config.lease, ..LoopConfig::default() };
+        let orchestrator =
+            tokio::spawn(orchestrator::local::run(queue.clone(), Arc::new(runner.clone()), loop_config, stopped));
+        let secret = signing_key(&config.data)?;
+        let state = AppState {
+            objects,
+            metadata,
+            queue: Some(queue),
+            urls: Arc::new(LocalUploadUrls::new(config.base_url, secret)),
+            presets: Arc::new(config.presets),
+            histograms,
+            config: Arc::new(config.ingest),
+        };
+        Ok(Stack { state, runner, stop, orchestrator })
+    }
+
+    /// Stops receiving, then waits up to `deadline` for running workflows. What is not done
+    /// stays queued (or PENDING) and is picked up by the next start.
+    pub async fn shutdown(self, deadline: Duration) -> bool {
+        let _ = self.stop.send(true);
+        let _ = self.orchestrator.await;
+        self.runner.drain(deadline).await
+    }
+}
+
+/// Puts back in the queue what a crash may have left behind: records PENDING or PROCESSING
+/// (their events may have been handed over and lost with the process), and originals stored
+/// without a record (a crash between the file and the record). Processing is idempotent, so a
+/// duplicate event costs nothing visible.
+pub async fn recover(objects: &dyn ObjectStore, metadata: &dyn MetadataStore, queue: &dyn EventQueue) -> Result<()> {
+    let mut requeued = 0;
+    for status in [Status::Pending, Status::Processing] {
+        let mut cursor = None;
+        loop {
+            let page = metadata.list(Some(status), cursor.as_deref(), 500).await?;
+            for record in &page.records {
+                queue.send(&notification(&record.source)).await?;
+                requeued += 1;
+            }
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    let mut adopted = 0;
+    for key in objects.list("originals/").await? {
+        let Some(id) = ImageId::from_original_key(&key) else { continue };
+        if metadata.get(id).await?.is_some() {
+            continue;
+        }
+        let info = objects.head(&key).await?;
+        let preset = info.meta.metadata.get("preset").cloned().unwrap_or_else(|| "default".into());
+        let source = Source { key, bytes: info.size, etag: info.etag, content_type: info.meta.content_type };
+        let record = MetadataRecord::pending(id, source, preset, now_ms());
+        metadata.accept(&record, &notification(&record.source)).await?;
+        adopted += 1;
+    }
+    if requeued + adopted > 0 {
+        tracing::info!(requeued, adopted, "recovered unfinished work from the previous run");
+    }
+    Ok(())
+}
+
+fn notification(source: &Source) -> String {
+    let object = ObjectRef {
+        bucket: LOCAL_BUCKET.into(),
+        key: source.key.clone(),
+        size: source.bytes,
+        etag: source.etag.clone(),
+    };
+    S3Notification::object_created(&object, "1970-01-01T00:00:00Z").to_json()
+}
+
+/// The HMAC key for upload URLs: random, created once per data directory and kept there, so
+/// URLs handed out stay valid across restarts.
+fn signing_key(data: &Path) -> Result<[u8; 32]> {
+    let path = data.join("signing.key");
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(key);
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for the signing key: {e}"))?;
+    write_private(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(key)
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
+}
