@@ -77,6 +77,10 @@ struct ServeArgs {
     /// messages are redelivered this long after they were received.
     #[arg(long, default_value_t = 60, env = "IMGPIPE_LEASE_SECONDS")]
     lease_seconds: u64,
+    /// Accept and queue uploads without processing them (processing resumes on a normal start;
+    /// also how the upload path is measured on its own).
+    #[arg(long, env = "IMGPIPE_INGEST_ONLY")]
+    ingest_only: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -131,7 +135,17 @@ impl Common {
         };
         let workers = self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let lease = orchestrator::local::LoopConfig::default().lease;
-        Ok(StackConfig { data, presets, presets_dir, workers: workers.max(1), limits, ingest, base_url, lease })
+        Ok(StackConfig {
+            data,
+            presets,
+            presets_dir,
+            workers: workers.max(1),
+            limits,
+            ingest,
+            base_url,
+            lease,
+            process: true,
+        })
     }
 }
 
@@ -179,8 +193,10 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     };
     let mut config = args.common.stack_config(args.data.clone(), ingest, format!("http://{addr}"))?;
     config.lease = Duration::from_secs(args.lease_seconds.max(1));
+    config.process = !args.ingest_only;
     let stack = Stack::start(config).await?;
-    println!("imgpipe listening on http://{addr} (data in {})", args.data.display());
+    let mode = if args.ingest_only { ", ingest only: uploads are queued, not processed" } else { "" };
+    println!("imgpipe listening on http://{addr} (data in {}{mode})", args.data.display());
     axum::serve(listener, ingest::router(stack.state.clone()))
         .with_graceful_shutdown(shutdown_signal())
         .await

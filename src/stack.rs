@@ -40,6 +40,8 @@ pub struct StackConfig {
     pub base_url: String,
     /// Visibility lease of received queue messages.
     pub lease: Duration,
+    /// Whether to process the queue (false: accept and queue only).
+    pub process: bool,
 }
 
 /// A running local pipeline.
@@ -49,7 +51,7 @@ pub struct Stack {
     /// The workflow runner (to wait for it to drain).
     pub runner: LocalWorkflows,
     stop: watch::Sender<bool>,
-    orchestrator: JoinHandle<()>,
+    orchestrator: Option<JoinHandle<()>>,
 }
 
 impl Stack {
@@ -78,13 +80,14 @@ impl Stack {
         );
         // Two workflows per worker keep the pool busy while others wait on I/O.
         let runner = LocalWorkflows::new(Arc::new(service), 2 * config.workers);
-        recover(objects.as_ref(), metadata.as_ref(), queue.as_ref()).await?;
+        recover(objects.as_ref(), metadata.as_ref(), queue.as_ref(), config.process).await?;
 
         let (stop, stopped) = watch::channel(false);
         let loop_config =
             LoopConfig { max_messages: 10 * config.workers.max(1), lease: config.lease, ..LoopConfig::default() };
-        let orchestrator =
-            tokio::spawn(orchestrator::local::run(queue.clone(), Arc::new(runner.clone()), loop_config, stopped));
+        let orchestrator = config.process.then(|| {
+            tokio::spawn(orchestrator::local::run(queue.clone(), Arc::new(runner.clone()), loop_config, stopped))
+        });
         let secret = signing_key(&config.data)?;
         let state = AppState {
             objects,
@@ -102,18 +105,26 @@ impl Stack {
     /// stays queued (or PENDING) and is picked up by the next start.
     pub async fn shutdown(self, deadline: Duration) -> bool {
         let _ = self.stop.send(true);
-        let _ = self.orchestrator.await;
+        if let Some(orchestrator) = self.orchestrator {
+            let _ = orchestrator.await;
+        }
         self.runner.drain(deadline).await
     }
 }
 
-/// Puts back in the queue what a crash may have left behind: records PENDING or PROCESSING
-/// (their events may have been handed over and lost with the process), and originals stored
-/// without a record (a crash between the file and the record). Processing is idempotent, so a
-/// duplicate event costs nothing visible.
-pub async fn recover(objects: &dyn ObjectStore, metadata: &dyn MetadataStore, queue: &dyn EventQueue) -> Result<()> {
+/// Puts back in the queue what a crash may have left behind: with `requeue`, records PENDING or
+/// PROCESSING (their events may have been handed to the runner and lost with the process), and
+/// always originals stored without a record (a crash between the file and the record).
+/// Processing is idempotent, so a duplicate event costs nothing visible.
+pub async fn recover(
+    objects: &dyn ObjectStore,
+    metadata: &dyn MetadataStore,
+    queue: &dyn EventQueue,
+    requeue: bool,
+) -> Result<()> {
     let mut requeued = 0;
-    for status in [Status::Pending, Status::Processing] {
+    let statuses: &[Status] = if requeue { &[Status::Pending, Status::Processing] } else { &[] };
+    for &status in statuses {
         let mut cursor = None;
         loop {
             let page = metadata.list(Some(status), cursor.as_deref(), 500).await?;

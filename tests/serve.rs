@@ -215,3 +215,23 @@ async fn a_sigkill_mid_run_loses_nothing_and_duplicates_change_nothing() {
     server.kill();
     assert_consistent(data.path(), &accepted).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_original_stored_without_its_record_is_picked_up_at_the_next_start() {
+    // What a crash between writing the file and committing the record leaves behind.
+    let data = tempfile::tempdir().unwrap();
+    let id = ImageId::generate();
+    {
+        let backend = LocalBackend::open(data.path()).unwrap();
+        let meta = imgpipe_core::ports::ObjectMeta {
+            content_type: "image/jpeg".into(),
+            metadata: [("preset".to_owned(), "default".to_owned())].into(),
+        };
+        backend.objects.put(&id.original_key("jpg"), small_jpeg(7).into(), &meta).await.unwrap();
+    }
+    let server = Server::start(data.path(), &[]);
+    let records = wait_all_final(&client(), &server.base, &[id.to_string()]).await;
+    assert_eq!(records[&id.to_string()]["status"], "DONE");
+    server.kill();
+    assert_consistent(data.path(), &BTreeSet::from([id.to_string()])).await;
+}
