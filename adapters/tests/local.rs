@@ -267,11 +267,11 @@ async fn messages_are_received_in_send_order() {
 }
 
 #[tokio::test]
-async fn a_forged_cursor_is_a_permanent_error() {
+async fn a_forged_cursor_is_refused_as_invalid() {
     let (_dir, backend) = open();
     for cursor in ["", "nonsense", "12.not-an-id", "x.01JD0000000000000000000000"] {
         match backend.metadata.list(None, Some(cursor), 10).await {
-            Err(MetadataError::Backend(e)) => assert!(!e.retryable),
+            Err(MetadataError::InvalidCursor(c)) => assert_eq!(c, cursor),
             other => panic!("{cursor:?}: {other:?}"),
         }
     }

@@ -181,6 +181,9 @@ pub enum MetadataError {
         /// The status that was refused.
         to: Status,
     },
+    /// A list cursor that this store did not hand out.
+    #[error("invalid list cursor {0:?}")]
+    InvalidCursor(String),
     /// The backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),

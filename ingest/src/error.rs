@@ -163,6 +163,9 @@ impl From<StoreError> for ApiError {
 
 impl From<MetadataError> for ApiError {
     fn from(error: MetadataError) -> Self {
+        if let MetadataError::InvalidCursor(cursor) = &error {
+            return Self::InvalidQuery(format!("cursor {cursor:?} was not handed out by this API"));
+        }
         let retryable = matches!(&error, MetadataError::Backend(b) if b.retryable);
         Self::backend(retryable, error)
     }

@@ -259,6 +259,7 @@ async fn records_are_read_by_id_and_listed_in_pages() {
     assert_error(app.get("/v1/images?limit=0").await, StatusCode::BAD_REQUEST, "invalid_query").await;
     assert_error(app.get("/v1/images?limit=1001").await, StatusCode::BAD_REQUEST, "invalid_query").await;
     assert_error(app.get("/v1/images?limit=ten").await, StatusCode::BAD_REQUEST, "invalid_query").await;
+    assert_error(app.get("/v1/images?cursor=forged").await, StatusCode::BAD_REQUEST, "invalid_query").await;
 }
 
 #[tokio::test]

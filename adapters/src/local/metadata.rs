@@ -298,15 +298,7 @@ impl Cursor {
             let id = id.parse::<ImageId>().ok()?;
             Some(Cursor { created_ms, id: id.to_string() })
         });
-        parsed.ok_or_else(|| {
-            // The port has no "bad request" error; a forged cursor is a caller error that no
-            // retry fixes, so it is a permanent backend error.
-            MetadataError::Backend(BackendError {
-                message: format!("invalid list cursor {text:?}"),
-                retryable: false,
-                source: None,
-            })
-        })
+        parsed.ok_or_else(|| MetadataError::InvalidCursor(text.to_owned()))
     }
 }
 
