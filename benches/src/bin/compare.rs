@@ -90,6 +90,11 @@ struct Args {
 enum Tool {
     /// imgpipe's kernel, in process.
     Imgpipe,
+    /// imgpipe's whole local pipeline (`imgpipe process`: intake, queue, orchestrator, runner,
+    /// kernel, stored renditions and records) over copies of the input.
+    #[value(name = "imgpipe-pipeline")]
+    #[serde(rename = "imgpipe-pipeline")]
+    ImgpipePipeline,
     /// sharp (Node.js), through `peers/sharp.mjs`.
     Sharp,
     /// libvips' command line thumbnailer.
@@ -104,6 +109,7 @@ impl Tool {
     fn name(self) -> &'static str {
         match self {
             Tool::Imgpipe => "imgpipe",
+            Tool::ImgpipePipeline => "imgpipe-pipeline",
             Tool::Sharp => "sharp",
             Tool::Vipsthumbnail => "vipsthumbnail",
             Tool::Pillow => "pillow",
@@ -149,6 +155,9 @@ struct Measurement {
     rounds_ms: Vec<f64>,
     /// The tool's version.
     version: String,
+    /// Images per timed round, when the tool does not use the plan's.
+    #[serde(default)]
+    per_round: Option<usize>,
 }
 
 /// A tool made ready to run.
@@ -159,6 +168,8 @@ enum Runner {
     Script(ScriptPeer),
     /// The `vipsthumbnail` command.
     Vips(Vipsthumbnail),
+    /// The `imgpipe process` command.
+    Pipeline(Pipeline),
 }
 
 impl Runner {
@@ -166,6 +177,7 @@ impl Runner {
     fn prepare(tool: Tool, setup: &Setup) -> Result<Self> {
         Ok(match tool {
             Tool::Imgpipe => Runner::Imgpipe(workload_recipe()?),
+            Tool::ImgpipePipeline => Runner::Pipeline(Pipeline::build(setup)?),
             Tool::Sharp => Runner::Script(ScriptPeer::sharp(setup)?),
             Tool::Vipsthumbnail => Runner::Vips(Vipsthumbnail::find(setup)?),
             Tool::Pillow => Runner::Script(ScriptPeer::pillow(setup)?),
@@ -178,6 +190,7 @@ impl Runner {
             Runner::Imgpipe(recipe) => run_imgpipe(recipe, job),
             Runner::Script(peer) => peer.run(job),
             Runner::Vips(vips) => vips.run(job),
+            Runner::Pipeline(pipeline) => pipeline.run(job),
         }
     }
 }
@@ -215,7 +228,71 @@ fn run_imgpipe(recipe: &Recipe, job: &Job) -> Result<Measurement> {
     })?;
     let last = last.context("no image was processed")?;
     fs::write(job.image, last).with_context(|| format!("writing {}", job.image.display()))?;
-    Ok(Measurement { rounds_ms, version: env!("CARGO_PKG_VERSION").to_owned() })
+    Ok(Measurement { rounds_ms, version: env!("CARGO_PKG_VERSION").to_owned(), per_round: None })
+}
+
+/// Images per round of the pipeline: enough that start-up and draining are amortised.
+const PIPELINE_IMAGES: usize = 200;
+
+/// The `imgpipe` binary, timed by its own report ("N images in S s"): from the first upload
+/// to the last record DONE, renditions stored (process start-up and the export excluded).
+struct Pipeline {
+    /// `target/release/imgpipe`.
+    program: PathBuf,
+    /// The workload as a presets file.
+    presets: PathBuf,
+}
+
+impl Pipeline {
+    /// Builds the release binary (a no-op when it is up to date) and writes the presets file.
+    fn build(setup: &Setup) -> Result<Self> {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        run_visible(Command::new(cargo).args(["build", "--release", "--quiet", "-p", "imgpipe", "--bin", "imgpipe"]))?;
+        let program = setup.install_dir.join("../release/imgpipe");
+        ensure!(program.is_file(), "{} was not built", program.display());
+        fs::create_dir_all(&setup.install_dir)?;
+        let presets = setup.install_dir.join("sharp-workload.toml");
+        fs::write(&presets, SHARP_WORKLOAD_TOML).with_context(|| format!("writing {}", presets.display()))?;
+        Ok(Self { program, presets })
+    }
+
+    /// One `imgpipe process` per round over [`PIPELINE_IMAGES`] links to the input.
+    fn run(&self, job: &Job) -> Result<Measurement> {
+        let inputs = job.scratch.join("pipeline-in");
+        let outputs = job.scratch.join("pipeline-out");
+        fs::create_dir_all(&inputs).with_context(|| format!("creating {}", inputs.display()))?;
+        for i in 1..=PIPELINE_IMAGES {
+            let link = inputs.join(format!("img{i:04}.jpg"));
+            if !link.exists() {
+                std::os::unix::fs::symlink(job.input, &link).with_context(|| format!("linking {}", link.display()))?;
+            }
+        }
+        let mut rounds_ms = Vec::with_capacity(job.plan.rounds);
+        let mut version = String::new();
+        for _ in 0..job.plan.rounds {
+            let _ = fs::remove_dir_all(&outputs);
+            let report = capture(
+                Command::new(&self.program)
+                    .arg("process")
+                    .arg(&inputs)
+                    .arg("--out")
+                    .arg(&outputs)
+                    .arg("--presets")
+                    .arg(&self.presets)
+                    .args(["--preset", PRESET, "--workers", &job.threads.to_string()]),
+            )?;
+            let seconds = report
+                .split_once(" images in ")
+                .and_then(|(_, rest)| rest.split_whitespace().next()?.parse::<f64>().ok())
+                .with_context(|| format!("unexpected imgpipe report: {report}"))?;
+            ensure!(report.contains(&format!("{PIPELINE_IMAGES} done")), "not every image was done: {report}");
+            rounds_ms.push(seconds * 1e3);
+            version = capture(Command::new(&self.program).arg("--version"))?;
+        }
+        let made = outputs.join("img0001.jpg/out.jpg");
+        fs::copy(&made, job.image).with_context(|| format!("copying {} to {}", made.display(), job.image.display()))?;
+        Ok(Measurement { rounds_ms, version, per_round: Some(PIPELINE_IMAGES) })
+    }
 }
 
 /// A peer whose runner is a script in `benches/peers/`, started once per run.
@@ -434,7 +511,7 @@ impl Vipsthumbnail {
         }
         let made = outputs.join("img0001.jpg");
         fs::copy(&made, job.image).with_context(|| format!("copying {} to {}", made.display(), job.image.display()))?;
-        Ok(Measurement { rounds_ms, version: self.version.clone() })
+        Ok(Measurement { rounds_ms, version: self.version.clone(), per_round: None })
     }
 }
 
@@ -543,7 +620,8 @@ impl Row {
             measured.rounds_ms.len(),
             plan.rounds
         );
-        let ms_per_image = median(measured.rounds_ms.iter().map(|ms| ms / plan.per_round as f64).collect());
+        let per_round = measured.per_round.unwrap_or(plan.per_round) as f64;
+        let ms_per_image = median(measured.rounds_ms.iter().map(|ms| ms / per_round).collect());
         ensure!(ms_per_image.is_finite() && ms_per_image > 0.0, "{tool} reported a time of {ms_per_image} ms");
         let bytes = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
         let (out_width, out_height) =
@@ -799,6 +877,9 @@ fn print_table(tools: &[Tool], thread_counts: &[usize], results: &[Row], skipped
         match find(Tool::Sharp, threads).and_then(|sharp| sharp.imgpipe_x) {
             Some(x) => println!("imgpipe vs sharp, {label}: {x:.2}×"),
             None => println!("imgpipe vs sharp, {label}: n/a (not both measured)"),
+        }
+        if let Some(x) = find(Tool::ImgpipePipeline, threads).and_then(|pipeline| pipeline.imgpipe_x) {
+            println!("imgpipe-pipeline, {label}: {:.0}% of the bare kernel's images/s", 100.0 / x);
         }
     }
 }
