@@ -5,7 +5,7 @@
 //! records in batches. Safe to run twice on the same chunk: an image already DONE or FAILED is
 //! reported as it is and not processed again, and a retry overwrites identical bytes.
 
-use crate::{Output, Recipe, RecipeError};
+use crate::{Encoded, Facts, Output, Recipe, RecipeError};
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 use imgpipe_core::metrics::StageHistograms;
@@ -175,9 +175,10 @@ impl ChunkService {
                 Err(error) => return Ok(Some(Finished::failed(record, error))),
             };
             let store = Instant::now();
-            let renditions = self.store(id, &output).await?;
+            let facts = output.facts.clone();
+            let renditions = self.store(id, output.renditions).await?;
             let stored = fetched + store.elapsed();
-            Ok(Some(self.done(record, output, renditions, stored)))
+            Ok(Some(self.done(record, facts, renditions, stored)))
         }
         .instrument(span)
         .await
@@ -197,18 +198,19 @@ impl ChunkService {
         rx.await.unwrap_or_else(|_| Err(ImageError::internal("the worker pool dropped the image")))
     }
 
-    async fn store(&self, id: ImageId, output: &Output) -> Result<Vec<RenditionRecord>, ChunkError> {
-        let puts = output.renditions.iter().map(|r| async move {
+    async fn store(&self, id: ImageId, renditions: Vec<Encoded>) -> Result<Vec<RenditionRecord>, ChunkError> {
+        let puts = renditions.into_iter().map(|r| async move {
             let key = id.rendition_key(&r.name, r.format);
             let meta = ObjectMeta { content_type: r.format.content_type().to_owned(), ..ObjectMeta::default() };
-            self.objects.put(&key, Bytes::from(r.bytes.clone()), &meta).await?;
+            let size = r.bytes.len() as u64;
+            self.objects.put(&key, Bytes::from(r.bytes), &meta).await?;
             Ok::<_, ChunkError>(RenditionRecord {
-                name: r.name.clone(),
+                name: r.name,
                 key,
                 format: r.format,
                 width: r.width,
                 height: r.height,
-                bytes: r.bytes.len() as u64,
+                bytes: size,
             })
         });
         futures_util::future::try_join_all(puts).await
@@ -217,11 +219,11 @@ impl ChunkService {
     fn done(
         &self,
         mut record: MetadataRecord,
-        output: Output,
+        facts: Facts,
         renditions: Vec<RenditionRecord>,
         store: Duration,
     ) -> Finished {
-        let t = output.facts.timings;
+        let t = facts.timings;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let durations = StageDurations {
             decode: ms(t.decode),
@@ -239,7 +241,6 @@ impl ChunkService {
         ] {
             self.histograms.observe(stage, value);
         }
-        let facts = output.facts;
         record.status = Status::Done;
         record.original = Some(Original {
             format: facts.format,
