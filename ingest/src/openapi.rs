@@ -274,6 +274,24 @@ pub(crate) fn healthz() -> Value {
     })
 }
 
+/// `GET /v1/queue`.
+pub(crate) fn queue() -> Value {
+    json!({
+        "summary": "Queue depth: messages waiting, in flight, and moved to the dead-letter queue",
+        "responses": {
+            "200": {"description": "Counts", "content": {"application/json": {"schema": {
+                "type": "object",
+                "properties": {
+                    "visible": {"type": "integer"},
+                    "in_flight": {"type": "integer"},
+                    "dead_letters": {"type": "integer"},
+                },
+            }}}},
+            "404": error("`no_route`: this process does not see the queue."),
+        },
+    })
+}
+
 /// `GET /metrics`.
 pub(crate) fn metrics() -> Value {
     json!({

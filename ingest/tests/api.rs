@@ -415,6 +415,7 @@ async fn the_api_key_guards_every_route_but_health_and_signed_uploads() {
         ("GET", format!("/v1/images/{id}/renditions/thumb")),
         ("POST", "/v1/uploads".to_owned()),
         ("GET", "/metrics".to_owned()),
+        ("GET", "/v1/queue".to_owned()),
         ("GET", "/v1/openapi.json".to_owned()),
     ];
     for (method, path) in &protected {
@@ -466,6 +467,8 @@ async fn metrics_expose_queue_and_record_gauges() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }
+    let queue: Value = app.get("/v1/queue").await.json().await.unwrap();
+    assert_eq!(queue, json!({"visible": 1, "in_flight": 0, "dead_letters": 0}));
 }
 
 #[tokio::test]

@@ -137,6 +137,13 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         verb: Verb::Get,
+        path: "/v1/queue",
+        access: Access::Key,
+        mount: |m| on(m, ops::queue),
+        operation: openapi::queue,
+    },
+    Route {
+        verb: Verb::Get,
         path: "/metrics",
         access: Access::Key,
         mount: |m| on(m, ops::metrics),

@@ -15,6 +15,15 @@ pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// `GET /v1/queue`: messages waiting, in flight, and dead letters (received too often), when
+/// this process can see the queue (404 `no_route` otherwise).
+#[tracing::instrument(skip_all)]
+pub(crate) async fn queue(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let queue = state.queue.as_ref().ok_or(ApiError::NoRoute)?;
+    let stats = queue.stats().await?;
+    Ok(Json(json!({"visible": stats.visible, "in_flight": stats.in_flight, "dead_letters": stats.dead})))
+}
+
 /// `GET /metrics`: queue depth, records per status and failure kind, stage latencies.
 #[tracing::instrument(skip_all)]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
