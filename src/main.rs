@@ -196,17 +196,23 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
     config.process = !args.ingest_only;
     let stack = Stack::start(config).await?;
     let mode = if args.ingest_only { ", ingest only: uploads are queued, not processed" } else { "" };
-    println!("imgpipe listening on http://{addr} (data in {}{mode})", args.data.display());
+    say(format_args!("imgpipe listening on http://{addr} (data in {}{mode})", args.data.display()));
     axum::serve(listener, ingest::router(stack.state.clone()))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the server failed")?;
-    println!("shutting down: finishing in-flight work (up to {} s)", args.shutdown_seconds);
+    say(format_args!("shutting down: finishing in-flight work (up to {} s)", args.shutdown_seconds));
     let idle = stack.shutdown(Duration::from_secs(args.shutdown_seconds)).await;
     if !idle {
-        println!("unfinished work stays queued and resumes on the next start");
+        say(format_args!("unfinished work stays queued and resumes on the next start"));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a status line; a closed stdout (`imgpipe serve | head`) must not stop the server.
+fn say(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 async fn shutdown_signal() {

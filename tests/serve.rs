@@ -235,3 +235,44 @@ async fn an_original_stored_without_its_record_is_picked_up_at_the_next_start() 
     server.kill();
     assert_consistent(data.path(), &BTreeSet::from([id.to_string()])).await;
 }
+
+#[test]
+fn a_public_bind_without_an_api_key_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+        .args(["serve", "--addr", "0.0.0.0:0", "--data", data.path().to_str().unwrap()])
+        .env_remove("IMGPIPE_API_KEY")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("without an API key") && stderr.contains("--api-key"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finishes_in_flight_work_and_leaves_the_rest_queued() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start(data.path(), &["--shutdown-seconds", "20"]);
+    let client = client();
+    let mut accepted = BTreeSet::new();
+    for n in 0..40 {
+        accepted.insert(upload(&client, &server.base, small_jpeg(1000 + n)).await.unwrap());
+    }
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    // Whatever was not processed before the exit finishes after a restart.
+    let server = Server::start(data.path(), &[]);
+    let ids: Vec<String> = accepted.iter().cloned().collect();
+    wait_all_final(&client, &server.base, &ids).await;
+    server.kill();
+    assert_consistent(data.path(), &accepted).await;
+}
