@@ -286,6 +286,7 @@ async fn process_dir(args: ProcessArgs) -> Result<ExitCode> {
     }
     let workers = config.workers;
     let stack = Stack::start(config).await?;
+    let (finished_before, _) = progress(&stack).await?;
     let started = Instant::now();
 
     let bar = ProgressBar::new(files.len() as u64).with_style(ProgressStyle::with_template(
@@ -312,7 +313,7 @@ async fn process_dir(args: ProcessArgs) -> Result<ExitCode> {
     let bar = ProgressBar::new(accepted.len() as u64).with_style(ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} processed ({per_sec})",
     )?);
-    let records = wait_until_final(&stack, &accepted, &bar).await?;
+    let records = wait_until_final(&stack, &accepted, finished_before, &bar).await?;
     bar.finish_and_clear();
     let elapsed = started.elapsed();
 
@@ -337,31 +338,37 @@ async fn upload(state: &ingest::AppState, file: &Path, preset: &str, max_bytes: 
     Ok(id)
 }
 
-/// Polls the records of `ids` until every one is DONE or FAILED.
+/// Records DONE or FAILED so far, and records still PENDING or PROCESSING.
+async fn progress(stack: &Stack) -> Result<(u64, u64)> {
+    let counts = stack.state.metadata.counts().await?;
+    let count = |statuses: [Status; 2]| statuses.iter().map(|s| counts.by_status.get(s).copied().unwrap_or(0)).sum();
+    Ok((count([Status::Done, Status::Failed]), count([Status::Pending, Status::Processing])))
+}
+
+/// Waits until no record is PENDING or PROCESSING (one count query per tick, whatever the
+/// number of images), then reads the records of `ids`. `finished_before` is the number of final
+/// records the data directory held before this run.
 async fn wait_until_final(
     stack: &Stack,
     ids: &[ImageId],
+    finished_before: u64,
     bar: &ProgressBar,
 ) -> Result<BTreeMap<ImageId, MetadataRecord>> {
-    let mut finished = BTreeMap::new();
-    let mut pending: Vec<ImageId> = ids.to_vec();
-    while !pending.is_empty() {
-        let mut still = Vec::with_capacity(pending.len());
-        for id in pending {
-            match stack.state.metadata.get(id).await? {
-                Some(record) if record.status.is_final() => {
-                    finished.insert(id, record);
-                    bar.inc(1);
-                }
-                _ => still.push(id),
-            }
+    loop {
+        let (finished, open) = progress(stack).await?;
+        bar.set_position(finished.saturating_sub(finished_before));
+        if open == 0 {
+            break;
         }
-        pending = still;
-        if !pending.is_empty() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(finished)
+    let mut records = BTreeMap::new();
+    for &id in ids {
+        let record = stack.state.metadata.get(id).await?.with_context(|| format!("the record of {id} vanished"))?;
+        anyhow::ensure!(record.status.is_final(), "{id} is still {:?}", record.status);
+        records.insert(id, record);
+    }
+    Ok(records)
 }
 
 /// Copies each DONE image's renditions to OUT/<file>/ and builds the summary lines.
