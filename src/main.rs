@@ -318,8 +318,9 @@ async fn process_dir(args: ProcessArgs) -> Result<ExitCode> {
     let elapsed = started.elapsed();
 
     let lines = export(&stack, uploads, &records, &args.out).await?;
-    let idle = stack.shutdown(Duration::from_secs(10)).await;
-    debug_assert!(idle);
+    if !stack.shutdown(Duration::from_secs(10)).await {
+        eprintln!("warning: the pipeline was still busy at exit");
+    }
     report(&lines, &records, elapsed, workers, &args.out)
 }
 

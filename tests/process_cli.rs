@@ -26,6 +26,7 @@ fn process_writes_renditions_and_a_summary_for_good_and_bad_files() {
     std::fs::create_dir(input.join("nested")).unwrap();
     std::fs::copy(fixtures().join("Channel_digital_image_CMYK_color.jpg"), input.join("nested/cmyk.jpg")).unwrap();
     std::fs::write(input.join("notes.txt"), "not an image").unwrap();
+    std::fs::write(input.join("empty.jpg"), "").unwrap();
     std::fs::write(input.join("cut.png"), &std::fs::read(fixtures().join("gradients-rgb8.png")).unwrap()[..5000])
         .unwrap();
 
@@ -35,11 +36,12 @@ fn process_writes_renditions_and_a_summary_for_good_and_bad_files() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("4 images") && stdout.contains("2 done, 2 failed"), "{stdout}");
+    assert!(stdout.contains("5 images") && stdout.contains("2 done, 3 failed"), "{stdout}");
 
     let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     let by_file = |name: &str| summary.as_array().unwrap().iter().find(|r| r["file"] == name).unwrap().clone();
     assert_eq!(by_file("notes.txt")["error"]["kind"], "unsupported");
+    assert_eq!(by_file("empty.jpg")["error"]["kind"], "unsupported");
     assert_eq!(by_file("cut.png")["error"]["kind"], "corrupt");
     let cmyk = by_file("nested/cmyk.jpg");
     assert_eq!(cmyk["status"], "DONE");
