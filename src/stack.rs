@@ -6,13 +6,13 @@
 
 use adapters::local::{LOCAL_BUCKET, LocalBackend};
 use anyhow::{Context, Result};
-use imgpipe_core::event::S3Notification;
 use imgpipe_core::metrics::StageHistograms;
 use imgpipe_core::ports::{EventQueue, MetadataStore, ObjectStore};
+use imgpipe_core::preset::DEFAULT_PRESET;
 use imgpipe_core::record::{MetadataRecord, Source, now_ms};
-use imgpipe_core::seams::{ImageId, ObjectRef, Status};
+use imgpipe_core::seams::{ImageId, Status};
 use imgpipe_core::{Limits, PresetCatalog};
-use ingest::{AppState, IngestConfig, LocalUploadUrls};
+use ingest::{AppState, IngestConfig, LocalUploadUrls, intake};
 use orchestrator::local::LoopConfig;
 use processor::chunk::{ChunkConfig, ChunkService, Recipes};
 use processor::workflow::LocalWorkflows;
@@ -129,7 +129,7 @@ pub async fn recover(
         loop {
             let page = metadata.list(Some(status), cursor.as_deref(), 500).await?;
             for record in &page.records {
-                queue.send(&notification(&record.source)).await?;
+                queue.send(&intake::notification(LOCAL_BUCKET, &record.source)).await?;
                 requeued += 1;
             }
             match page.cursor {
@@ -145,26 +145,16 @@ pub async fn recover(
             continue;
         }
         let info = objects.head(&key).await?;
-        let preset = info.meta.metadata.get("preset").cloned().unwrap_or_else(|| "default".into());
+        let preset = info.meta.metadata.get(intake::PRESET_META).cloned().unwrap_or_else(|| DEFAULT_PRESET.into());
         let source = Source { key, bytes: info.size, etag: info.etag, content_type: info.meta.content_type };
         let record = MetadataRecord::pending(id, source, preset, now_ms());
-        metadata.accept(&record, &notification(&record.source)).await?;
+        metadata.accept(&record, &intake::notification(LOCAL_BUCKET, &record.source)).await?;
         adopted += 1;
     }
     if requeued + adopted > 0 {
         tracing::info!(requeued, adopted, "recovered unfinished work from the previous run");
     }
     Ok(())
-}
-
-fn notification(source: &Source) -> String {
-    let object = ObjectRef {
-        bucket: LOCAL_BUCKET.into(),
-        key: source.key.clone(),
-        size: source.bytes,
-        etag: source.etag.clone(),
-    };
-    S3Notification::object_created(&object, "1970-01-01T00:00:00Z").to_json()
 }
 
 /// The HMAC key for upload URLs: random, created once per data directory and kept there, so

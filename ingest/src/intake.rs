@@ -13,7 +13,7 @@ use imgpipe_core::seams::{ImageId, ObjectRef, Status};
 use std::collections::BTreeMap;
 
 /// The object metadata key that carries the preset with the original.
-pub(crate) const PRESET_META: &str = "preset";
+pub const PRESET_META: &str = "preset";
 
 /// Stores `bytes` as a new original for `id` and records it PENDING. The key's extension comes
 /// from the bytes, never the name; unknown bytes are stored as `.bin` and still accepted, so
@@ -69,14 +69,16 @@ async fn put_original(
     Ok(state.objects.put(key, bytes, &meta).await?)
 }
 
+/// The S3 ObjectCreated notification for an original stored in `bucket` as `source`, now: what
+/// S3 sends on AWS, and what the local backend enqueues for every accepted or recovered upload.
+pub fn notification(bucket: &str, source: &Source) -> String {
+    let object =
+        ObjectRef { bucket: bucket.to_owned(), key: source.key.clone(), size: source.bytes, etag: source.etag.clone() };
+    S3Notification::object_created(&object, &rfc3339(now_ms())).to_json()
+}
+
 async fn accept(state: &AppState, record: &MetadataRecord) -> Result<(), ApiError> {
-    let object = ObjectRef {
-        bucket: state.config.bucket.clone(),
-        key: record.source.key.clone(),
-        size: record.source.bytes,
-        etag: record.source.etag.clone(),
-    };
-    let notification = S3Notification::object_created(&object, &rfc3339(now_ms())).to_json();
+    let notification = notification(&state.config.bucket, &record.source);
     match state.metadata.accept(record, &notification).await {
         Err(imgpipe_core::ports::MetadataError::Conflict { .. }) => Err(ApiError::AlreadyUploaded),
         other => Ok(other?),
