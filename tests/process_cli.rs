@@ -1,14 +1,12 @@
 //! `imgpipe process DIR` end to end: the real binary on a temp folder of good and bad files.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::process::Command;
 
 fn fixtures() -> PathBuf {
-    match std::env::var_os("IMGPIPE_FIXTURES") {
-        Some(dir) => PathBuf::from(dir),
-        None if std::env::var_os("CI").is_some() => panic!("IMGPIPE_FIXTURES is not set"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"),
-    }
+    support::shared("IMGPIPE_FIXTURES", "fixtures")
 }
 
 fn temp_dir(name: &str) -> PathBuf {

@@ -2,6 +2,8 @@
 //! The shared corpus through the API, a SIGKILL in the middle of 300 uploads, and every event
 //! delivered twice: every accepted image ends DONE or FAILED exactly once, nothing is orphaned.
 
+mod support;
+
 use adapters::local::LocalBackend;
 use imgpipe_core::event::S3Notification;
 use imgpipe_core::ports::{EventQueue, MetadataStore, ObjectStore};
@@ -9,17 +11,9 @@ use imgpipe_core::seams::{ImageId, ObjectRef, Status};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn shared(var: &str, sub: &str) -> PathBuf {
-    match std::env::var_os(var) {
-        Some(dir) => PathBuf::from(dir),
-        None if std::env::var_os("CI").is_some() => panic!("{var} is not set"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(sub),
-    }
-}
 
 /// A running `imgpipe serve`, killed when dropped.
 struct Server {
@@ -90,7 +84,7 @@ async fn wait_all_final(client: &reqwest::Client, base: &str, ids: &[String]) ->
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_corpus_through_the_api_ends_as_the_manifest_expects() {
-    let corpus = shared("IMGPIPE_CORPUS", "corpus");
+    let corpus = support::shared("IMGPIPE_CORPUS", "corpus");
     let manifest: Value = serde_json::from_slice(&std::fs::read(corpus.join("manifest.json")).unwrap()).unwrap();
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path(), &["--max-bytes", "26214400"]);
