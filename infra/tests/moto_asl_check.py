@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Runs infra/statemachine/process-images.asl.json on a moto server (offline).
+
+Not part of CI (the Rust emulated-stack test is the real one); a quick way to see what moto does
+with the definition. Needs `moto[server]==5.2.5` and boto3 in the running interpreter:
+
+    python3 -m venv /tmp/motoenv && /tmp/motoenv/bin/pip install "moto[server]==5.2.5" boto3
+    /tmp/motoenv/bin/python infra/tests/moto_asl_check.py
+
+Checks: (1) each processor invocation gets exactly {batch_id, images: <one chunk>} and the
+execution output is one entry per chunk; (2) when the processor task fails, the Catch path marks
+the chunk's unfinished records FAILED through dynamodb:updateItem, keeps the rest of each record,
+and leaves DONE and FAILED records alone. Takes about 5 s. Set MOTO_LOG=FILE to keep the server's log.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import boto3
+
+ASL = pathlib.Path(__file__).resolve().parents[1] / "statemachine" / "process-images.asl.json"
+REGION = "us-east-1"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto():
+    port = free_port()
+    # The moto_server beside this interpreter: another one on PATH may be an older moto.
+    beside = pathlib.Path(sys.executable).parent / "moto_server"
+    exe = str(beside) if beside.exists() else shutil.which("moto_server")
+    # MOTO_PORT: where moto's own service integrations (Lambda, DynamoDB tasks) call back to.
+    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], env={**os.environ, "MOTO_PORT": str(port)},
+                            stdout=subprocess.DEVNULL, stderr=open(os.environ.get("MOTO_LOG", os.devnull), "w"))
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise SystemExit("moto_server did not start")
+    # Before any state machine exists: executions only run in this mode.
+    config = json.dumps({"stepfunctions": {"execute_state_machine": True},
+                         "lambda": {"use_docker": False}}).encode()
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/config", data=config, method="POST"))
+    return proc, url
+
+
+def client(service, url):
+    return boto3.client(service, endpoint_url=url, region_name=REGION,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def definition(table, function_arn):
+    text = ASL.read_text()
+    text = text.replace("${MetadataTable}", table).replace("${ProcessorFunctionArn}", function_arn)
+    assert "${" not in text, "an unsubstituted placeholder is left"
+    return text
+
+
+def run(sfn, role_arn, name, text, execution_input):
+    machine = sfn.create_state_machine(name=name, definition=text, roleArn=role_arn, type="EXPRESS")
+    arn = machine["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=arn, name=f"{name}-run", input=json.dumps(execution_input))
+    deadline = time.time() + 60
+    while True:
+        described = sfn.describe_execution(executionArn=execution["executionArn"])
+        if described["status"] != "RUNNING":
+            return described
+        if time.time() > deadline:
+            raise AssertionError(f"{name}: still RUNNING after 60 s")
+        time.sleep(0.2)
+
+
+def obj(bucket, image_id):
+    return {"bucket": bucket, "key": f"originals/{image_id}.jpg", "size": 3, "etag": f"etag-{image_id}"}
+
+
+def main():
+    proc, url = start_moto()
+    try:
+        iam, lam, ddb, sfn = (client(s, url) for s in ("iam", "lambda", "dynamodb", "stepfunctions"))
+        role_arn = iam.create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        table = "imgpipe-metadata"
+        ddb.create_table(
+            TableName=table, BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"},
+                                  {"AttributeName": "status", "AttributeType": "S"},
+                                  {"AttributeName": "created_ms", "AttributeType": "N"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[{"IndexName": "by-status",
+                                     "KeySchema": [{"AttributeName": "status", "KeyType": "HASH"},
+                                                   {"AttributeName": "created_ms", "KeyType": "RANGE"}],
+                                     "Projection": {"ProjectionType": "ALL"}}])
+        function_arn = lam.create_function(
+            FunctionName="processor", Runtime="provided.al2023", Role=role_arn, Handler="bootstrap",
+            Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})["FunctionArn"]
+
+        # 1. Happy path: moto's Lambda echoes its payload, so the output shows what the processor gets.
+        ids = [f"01JD{n:022d}" for n in range(5)]
+        chunks = [[obj("originals-bkt", i) for i in ids[:3]], [obj("originals-bkt", i) for i in ids[3:]]]
+        started = time.time()
+        done = run(sfn, role_arn, "happy", definition(table, function_arn), {"batch_id": "b-1", "chunks": chunks})
+        assert done["status"] == "SUCCEEDED", done
+        output = json.loads(done["output"])
+        assert output == [{"batch_id": "b-1", "images": chunk} for chunk in chunks], output
+        print(f"happy path: SUCCEEDED in {time.time() - started:.2f} s; processor payloads = "
+              f"{json.dumps(output)[:160]}...")
+
+        # 2. Catch path: the task cannot invoke the function; PENDING records become FAILED, DONE stays.
+        for image_id, status in zip(ids, ["PENDING", "PROCESSING", "DONE", "PENDING", "FAILED"]):
+            ddb.put_item(TableName=table, Item={
+                "id": {"S": image_id}, "status": {"S": status}, "created_ms": {"N": "1700000000000"},
+                "source": {"M": {"key": {"S": f"originals/{image_id}.jpg"}, "bytes": {"N": "3"}}}})
+        # moto's Lambda cannot raise a function error on request (it echoes, even for a function
+        # that does not exist), except one: a response over 6 MB is answered as
+        # Function.ResponseSizeTooLarge. Queue one such response per chunk; that error is not in
+        # the Retry list, so it goes straight to the Catch.
+        oversized = json.dumps({"results": ["x" * 6_100_000] * len(chunks), "region": REGION}).encode()
+        urllib.request.urlopen(urllib.request.Request(
+            f"{url}/moto-api/static/lambda-simple/response", data=oversized, method="POST"))
+        started = time.time()
+        caught = run(sfn, role_arn, "catch", definition(table, function_arn), {"batch_id": "b-2", "chunks": chunks})
+        print(f"catch path: execution {caught['status']} in {time.time() - started:.2f} s")
+        print("catch path output:", caught.get("output") or caught.get("error"), caught.get("cause", ""))
+        statuses = {}
+        for image_id in ids:
+            item = ddb.get_item(TableName=table, Key={"id": {"S": image_id}})["Item"]
+            statuses[image_id] = (item["status"]["S"], item.get("error", {}).get("M"), "source" in item)
+        for image_id, seen in statuses.items():
+            print("  record", image_id, seen)
+        assert caught["status"] == "SUCCEEDED", caught
+        expected = ["FAILED", "FAILED", "DONE", "FAILED", "FAILED"]
+        assert [statuses[i][0] for i in ids] == expected, statuses
+        assert statuses[ids[2]][1] is None, "a DONE record must not get an error"
+        assert all(statuses[i][2] for i in ids), "UpdateItem must keep the rest of the record"
+        results = json.loads(caught["output"])
+        assert [len(r["results"]) for r in results] == [3, 2], results
+        assert results[0]["results"][0]["status"] == "FAILED" and results[0]["results"][0]["id"] == ids[0], results
+        assert results[0]["results"][2] == {"id": ids[2], "unchanged": True}, results
+        print("ok")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
