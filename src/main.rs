@@ -7,6 +7,7 @@
 
 mod stack;
 
+use adapters::local::Durability;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
@@ -145,6 +146,7 @@ impl Common {
             base_url,
             lease,
             process: true,
+            durability: Durability::PowerLoss,
         })
     }
 }
@@ -279,7 +281,11 @@ async fn process_dir(args: ProcessArgs) -> Result<ExitCode> {
     let data = args.data.clone().unwrap_or_else(|| temp.as_ref().map(|t| t.path().to_path_buf()).unwrap_or_default());
     let max_bytes = args.common.limits.max_bytes;
     let ingest = IngestConfig { max_upload_bytes: max_bytes, ..IngestConfig::default() };
-    let config = args.common.stack_config(data, ingest, "http://127.0.0.1".into())?;
+    let mut config = args.common.stack_config(data, ingest, "http://127.0.0.1".into())?;
+    if temp.is_some() {
+        // The data directory is removed when this process ends: nothing in it is worth an fsync.
+        config.durability = Durability::ProcessCrash;
+    }
     if config.presets.get(&args.preset).is_none() {
         let known: Vec<_> = config.presets.iter().map(|p| p.name.clone()).collect();
         bail!("no preset named {:?} (known: {}); define it in --presets FILE", args.preset, known.join(", "));
@@ -288,6 +294,7 @@ async fn process_dir(args: ProcessArgs) -> Result<ExitCode> {
     let stack = Stack::start(config).await?;
     let (finished_before, _) = progress(&stack).await?;
     let started = Instant::now();
+    let started_ms = imgpipe_core::record::now_ms();
 
     let bar = ProgressBar::new(files.len() as u64).with_style(ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg} ({per_sec})",
@@ -315,7 +322,10 @@ async fn process_dir(args: ProcessArgs) -> Result<ExitCode> {
     )?);
     let records = wait_until_final(&stack, &accepted, finished_before, &bar).await?;
     bar.finish_and_clear();
-    let elapsed = started.elapsed();
+    // From the first upload to the last record written final (not to when polling noticed).
+    let last_final = records.values().filter_map(|r| r.finished_ms).max();
+    let elapsed =
+        last_final.map_or_else(|| started.elapsed(), |ms| Duration::from_millis(ms.saturating_sub(started_ms)));
 
     let lines = export(&stack, uploads, &records, &args.out).await?;
     if !stack.shutdown(Duration::from_secs(10)).await {

@@ -4,7 +4,7 @@
 //! metadata. The ingest router accepts uploads, the orchestrator loop groups queued events into
 //! workflows, the in-process runner processes their chunks on the rayon pool.
 
-use adapters::local::{LOCAL_BUCKET, LocalBackend};
+use adapters::local::{Durability, LOCAL_BUCKET, LocalBackend};
 use anyhow::{Context, Result};
 use imgpipe_core::metrics::StageHistograms;
 use imgpipe_core::ports::{EventQueue, MetadataStore, ObjectStore};
@@ -42,6 +42,9 @@ pub struct StackConfig {
     pub lease: Duration,
     /// Whether to process the queue (false: accept and queue only).
     pub process: bool,
+    /// What a stored object survives: a power loss, or (for a throwaway data directory) only a
+    /// killed process.
+    pub durability: Durability,
 }
 
 /// A running local pipeline.
@@ -58,7 +61,7 @@ impl Stack {
     /// Opens the data directory, requeues what a previous run left unfinished, and starts the
     /// orchestrator loop and the runner.
     pub async fn start(config: StackConfig) -> Result<Stack> {
-        let backend = LocalBackend::open(&config.data)
+        let backend = LocalBackend::open_with(&config.data, config.durability)
             .with_context(|| format!("cannot open the data directory {}", config.data.display()))?;
         let histograms = Arc::new(StageHistograms::default());
         let presets_dir = config.presets_dir.clone();

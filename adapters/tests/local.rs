@@ -167,11 +167,25 @@ async fn hostile_keys_cannot_escape_the_root() {
 #[tokio::test]
 async fn sidecars_and_temporary_files_are_not_listed() {
     let (_dir, backend) = open();
-    let meta = ObjectMeta { content_type: "image/png".into(), ..ObjectMeta::default() };
+    let meta = ObjectMeta { content_type: "image/png".into(), metadata: [("preset".into(), "x".into())].into() };
     backend.objects.put("a/b.png", Bytes::from_static(b"png"), &meta).await.unwrap();
     std::fs::write(backend.objects.root().join("a/.imgpipe-tmp-leftover"), b"partial").unwrap();
     assert_eq!(backend.objects.list("").await.unwrap(), vec!["a/b.png".to_owned()]);
     assert!(backend.objects.root().join(".imgpipe-meta/a/b.png.json").is_file());
+}
+
+#[tokio::test]
+async fn an_object_the_key_describes_has_no_sidecar_and_an_overwrite_drops_a_stale_one() {
+    let (_dir, backend) = open();
+    let sidecar = backend.objects.root().join(".imgpipe-meta/r/x.webp.json");
+    let tagged = ObjectMeta { content_type: "image/webp".into(), metadata: [("k".into(), "v".into())].into() };
+    backend.objects.put("r/x.webp", Bytes::from_static(b"1"), &tagged).await.unwrap();
+    assert!(sidecar.is_file());
+    let plain = ObjectMeta { content_type: "image/webp".into(), ..ObjectMeta::default() };
+    let info = backend.objects.put("r/x.webp", Bytes::from_static(b"22"), &plain).await.unwrap();
+    assert!(!sidecar.exists() && !sidecar.parent().unwrap().exists());
+    assert_eq!(backend.objects.head("r/x.webp").await.unwrap(), info);
+    assert_eq!(backend.objects.get("r/x.webp").await.unwrap().1, info);
 }
 
 #[tokio::test]
@@ -203,7 +217,10 @@ async fn a_missing_sidecar_still_describes_the_bytes() {
     std::fs::create_dir_all(backend.objects.root().join("by")).unwrap();
     std::fs::write(backend.objects.root().join("by/hand.txt"), b"hello").unwrap();
     let info = backend.objects.head("by/hand.txt").await.unwrap();
-    assert_eq!((info.size, info.etag.as_str()), (5, "5d41402abc4b2a76b9719d911017c592"));
+    assert_eq!((info.size, info.etag), (5, adapters::local::fs::content_etag(b"hello")));
+    assert_eq!(info.meta.content_type, "text/plain");
+    std::fs::write(backend.objects.root().join("by/hand.bin"), b"hello").unwrap();
+    let info = backend.objects.head("by/hand.bin").await.unwrap();
     assert_eq!(info.meta.content_type, "application/octet-stream");
 }
 
@@ -275,4 +292,23 @@ async fn a_forged_cursor_is_refused_as_invalid() {
             other => panic!("{cursor:?}: {other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn a_waiting_consumer_wakes_when_a_message_is_sent_and_otherwise_at_the_timeout() {
+    let (_dir, backend) = open();
+    let started = std::time::Instant::now();
+    backend.queue.wait(std::time::Duration::from_millis(100)).await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(100));
+
+    let queue = backend.queue.clone();
+    let waiter = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        queue.wait(std::time::Duration::from_secs(30)).await;
+        started.elapsed()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    backend.queue.send("{}").await.unwrap();
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(10), waiter).await.unwrap().unwrap();
+    assert!(waited < std::time::Duration::from_secs(5), "woke after {waited:?}");
 }

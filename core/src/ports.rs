@@ -146,6 +146,9 @@ pub trait EventQueue: Send + Sync + 'static {
     async fn ack(&self, receipts: &[String]) -> Result<(), QueueError>;
     /// Current counts.
     async fn stats(&self) -> Result<QueueStats, QueueError>;
+    /// Returns when a message may have become visible, or after `timeout` at the latest: a
+    /// consumer's pause between receives of an empty queue (SQS long-polls inside `receive`).
+    async fn wait(&self, timeout: Duration);
 }
 
 // ---- workflows ----

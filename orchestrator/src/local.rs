@@ -17,7 +17,7 @@ pub struct LoopConfig {
     pub max_wait: Duration,
     /// Visibility lease of received messages: unacknowledged ones come back after it.
     pub lease: Duration,
-    /// Pause between polls of an empty queue.
+    /// Longest pause between polls of an empty queue (a local send wakes the loop at once).
     pub idle_poll: Duration,
 }
 
@@ -27,7 +27,7 @@ impl Default for LoopConfig {
             max_messages: 100,
             max_wait: Duration::from_millis(200),
             lease: Duration::from_secs(60),
-            idle_poll: Duration::from_millis(50),
+            idle_poll: Duration::from_millis(250),
         }
     }
 }
@@ -51,7 +51,7 @@ pub async fn run(
             }
         };
         if batch.is_empty() {
-            sleep_or_stop(config.idle_poll, &mut stop).await;
+            wait_or_stop(queue.as_ref(), config.idle_poll, &mut stop).await;
             continue;
         }
         hand_over(queue.as_ref(), workflows.as_ref(), &batch).await;
@@ -72,7 +72,8 @@ async fn receive_batch(
     while batch.len() < config.max_messages && tokio::time::Instant::now() < window && !*stop.borrow() {
         let more = queue.receive(config.max_messages - batch.len(), config.lease).await?;
         if more.is_empty() {
-            sleep_or_stop(config.idle_poll, stop).await;
+            let left = window.saturating_duration_since(tokio::time::Instant::now());
+            wait_or_stop(queue, config.idle_poll.min(left), stop).await;
         }
         batch.extend(more);
     }
@@ -99,6 +100,13 @@ pub async fn hand_over(queue: &dyn EventQueue, workflows: &dyn WorkflowStarter, 
     }
     if let Err(e) = queue.ack(&done).await {
         warn!(error = %e, "acknowledging failed; the messages will be redelivered (processing is idempotent)");
+    }
+}
+
+async fn wait_or_stop(queue: &dyn EventQueue, timeout: Duration, stop: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        () = queue.wait(timeout) => {}
+        _ = stop.changed() => {}
     }
 }
 

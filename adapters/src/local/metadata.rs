@@ -66,6 +66,9 @@ impl MetadataStore for SqliteMetadataStore {
                 Ok(Outcome::Written)
             })
             .await?;
+        if matches!(outcome, Outcome::Written) {
+            self.db.message_sent();
+        }
         outcome.into_result()
     }
 

@@ -10,7 +10,7 @@ pub mod metadata;
 pub mod queue;
 pub mod sqlite;
 
-pub use fs::FsObjectStore;
+pub use fs::{Durability, FsObjectStore};
 pub use metadata::SqliteMetadataStore;
 pub use queue::{DeadLetter, SqliteQueue};
 pub use sqlite::SqliteDb;
@@ -38,12 +38,18 @@ impl LocalBackend {
     ///
     /// Blocking: call it at startup, or from `spawn_blocking`.
     pub fn open(data_dir: &Path) -> Result<LocalBackend, BackendError> {
+        LocalBackend::open_with(data_dir, Durability::PowerLoss)
+    }
+
+    /// Opens the backend kept in `data_dir`, its objects as durable as `durability` says (the
+    /// database is the same either way: WAL, `synchronous=NORMAL`, no fsync per commit).
+    pub fn open_with(data_dir: &Path, durability: Durability) -> Result<LocalBackend, BackendError> {
         let objects = data_dir.join("objects");
         std::fs::create_dir_all(&objects)
             .map_err(|e| BackendError::permanent(format!("creating {}", objects.display()), e))?;
         let db = SqliteDb::open(&data_dir.join("imgpipe.sqlite"))?;
         Ok(LocalBackend {
-            objects: Arc::new(FsObjectStore::new(objects)),
+            objects: Arc::new(FsObjectStore::with_durability(objects, durability)),
             queue: Arc::new(SqliteQueue::new(db.clone())),
             metadata: Arc::new(SqliteMetadataStore::new(db)),
         })

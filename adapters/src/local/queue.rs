@@ -90,7 +90,12 @@ impl EventQueue for SqliteQueue {
     async fn send(&self, body: &str) -> Result<(), QueueError> {
         let body = body.to_owned();
         self.db.call("sending a message", move |conn| enqueue(conn, &body, now_ms())).await?;
+        self.db.message_sent();
         Ok(())
+    }
+
+    async fn wait(&self, timeout: Duration) {
+        self.db.wait_for_message(timeout).await;
     }
 
     async fn receive(&self, max: usize, lease: Duration) -> Result<Vec<Message>, QueueError> {

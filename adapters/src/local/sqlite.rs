@@ -54,6 +54,8 @@ pub struct SqliteDb {
     // `spawn_blocking`, never across an `.await`, and SQLite serialises writers anyway, so a pool
     // would buy nothing but SQLITE_BUSY between our own connections.
     conn: Arc<Mutex<Connection>>,
+    // Wakes a consumer waiting on an empty queue when this process enqueues a message.
+    sent: Arc<tokio::sync::Notify>,
 }
 
 impl SqliteDb {
@@ -68,7 +70,20 @@ impl SqliteDb {
         .map_err(|e| sql_error(&format!("opening {}", path.display()), e))?;
         configure(&conn)?;
         migrate(&mut conn)?;
-        Ok(SqliteDb { conn: Arc::new(Mutex::new(conn)) })
+        Ok(SqliteDb { conn: Arc::new(Mutex::new(conn)), sent: Arc::new(tokio::sync::Notify::new()) })
+    }
+
+    /// Tells a waiting consumer that a message was committed to the queue.
+    pub(crate) fn message_sent(&self) {
+        // `notify_one` keeps a permit when no one waits yet, so a send that lands between a
+        // consumer's empty receive and its wait is not missed.
+        self.sent.notify_one();
+    }
+
+    /// Waits until [`message_sent`](Self::message_sent) or `timeout` (messages sent by another
+    /// process, and leases that expire, are seen at the timeout).
+    pub(crate) async fn wait_for_message(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.sent.notified()).await;
     }
 
     /// Runs `work` on the connection on the blocking pool; `what` names it in errors.

@@ -34,8 +34,8 @@ pub async fn round_trip(store: &dyn ObjectStore) {
     let info = store.put(key, Bytes::from_static(b"hello"), &text_meta()).await.unwrap();
     assert_eq!(info.key, key);
     assert_eq!(info.size, 5);
-    // S3's etag of a single-part put: the hex MD5 of the bytes, without quotes.
-    assert_eq!(info.etag, "5d41402abc4b2a76b9719d911017c592");
+    // Opaque, but without S3's quotes: S3 gives the hex MD5, the local store an XXH3-128.
+    assert!(info.etag.len() == 32 && info.etag.bytes().all(|b| b.is_ascii_hexdigit()), "{}", info.etag);
     assert_eq!(info.meta, text_meta());
 
     let (bytes, got) = store.get(key).await.unwrap();
