@@ -4,11 +4,15 @@
 //! - [`local`]: [`LocalBackend`] — [`FsObjectStore`](local::FsObjectStore) for objects, and
 //!   [`SqliteQueue`](local::SqliteQueue) and [`SqliteMetadataStore`](local::SqliteMetadataStore)
 //!   sharing one [`SqliteDb`](local::SqliteDb).
-//! - AWS: lands with its step of the roadmap (behind an `aws` feature).
+//! - [`aws`] (feature `aws`): [`S3ObjectStore`](aws::S3ObjectStore),
+//!   [`SqsQueue`](aws::SqsQueue), [`SfnWorkflows`](aws::SfnWorkflows) and
+//!   [`DynamoMetadataStore`](aws::DynamoMetadataStore) through the official SDK.
 //!
 //! Every adapter passes the same conformance suite (`tests/conformance`), so the pipeline cannot
 //! tell the backends apart.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod keys;
 pub mod local;
 

@@ -100,11 +100,11 @@ def main():
             TableName=table, BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"},
                                   {"AttributeName": "status", "AttributeType": "S"},
-                                  {"AttributeName": "created_ms", "AttributeType": "N"}],
+                                  {"AttributeName": "created_key", "AttributeType": "S"}],
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
             GlobalSecondaryIndexes=[{"IndexName": "by-status",
                                      "KeySchema": [{"AttributeName": "status", "KeyType": "HASH"},
-                                                   {"AttributeName": "created_ms", "KeyType": "RANGE"}],
+                                                   {"AttributeName": "created_key", "KeyType": "RANGE"}],
                                      "Projection": {"ProjectionType": "ALL"}}])
         function_arn = lam.create_function(
             FunctionName="processor", Runtime="provided.al2023", Role=role_arn, Handler="bootstrap",
@@ -124,7 +124,7 @@ def main():
         # 2. Catch path: the task cannot invoke the function; PENDING records become FAILED, DONE stays.
         for image_id, status in zip(ids, ["PENDING", "PROCESSING", "DONE", "PENDING", "FAILED"]):
             ddb.put_item(TableName=table, Item={
-                "id": {"S": image_id}, "status": {"S": status}, "created_ms": {"N": "1700000000000"},
+                "id": {"S": image_id}, "status": {"S": status}, "created_ms": {"N": "1700000000000"}, "created_key": {"S": "001700000000000#" + image_id},
                 "source": {"M": {"key": {"S": f"originals/{image_id}.jpg"}, "bytes": {"N": "3"}}}})
         # moto's Lambda cannot raise a function error on request (it echoes, even for a function
         # that does not exist), except one: a response over 6 MB is answered as

@@ -340,11 +340,11 @@ def test_table_layout_matches_the_record():
     table = load()["Resources"]["MetadataTable"]["Properties"]
     assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]} == {
-        "id": "S", "status": "S", "created_ms": "N"}
+        "id": "S", "status": "S", "created_key": "S"}
     (index,) = table["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "by-status"
     assert index["KeySchema"] == [{"AttributeName": "status", "KeyType": "HASH"},
-                                  {"AttributeName": "created_ms", "KeyType": "RANGE"}]
+                                  {"AttributeName": "created_key", "KeyType": "RANGE"}]
     assert index["Projection"] == {"ProjectionType": "ALL"}
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["BillingMode"] == "PAY_PER_REQUEST"

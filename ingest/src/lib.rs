@@ -7,10 +7,13 @@
 //! - [`error`]: [`ApiError`], every refusal with its status and stable `code`, mapped in one place.
 //! - [`openapi`]: the OpenAPI document, built from the route table so the two cannot drift.
 //! - [`intake`]: the one write path of an upload (also used by `imgpipe process`).
+//! - [`aws`] (feature `lambda`): S3 presigned URLs and the API key from Secrets Manager.
 //! - internals: `auth` (the API key layer), `body` (reading under a byte limit), `metrics`
 //!   (Prometheus text).
 
 mod auth;
+#[cfg(feature = "lambda")]
+pub mod aws;
 mod body;
 pub mod error;
 pub mod intake;

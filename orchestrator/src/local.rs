@@ -1,12 +1,12 @@
 //! The orchestrator loop of the local mode: what the SQS event source mapping and the
 //! orchestrator Lambda do on AWS, over the same [`group`](crate::group) function.
 
-use crate::group::group;
+use crate::dispatch::dispatch;
 use imgpipe_core::ports::{EventQueue, Message, WorkflowStarter};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::warn;
 
 /// Batching and leasing, as the event source mapping would be configured on AWS.
 #[derive(Debug, Clone, Copy)]
@@ -82,22 +82,8 @@ async fn receive_batch(
 
 /// Groups a batch, starts its workflows and acknowledges what was handed over.
 pub async fn hand_over(queue: &dyn EventQueue, workflows: &dyn WorkflowStarter, batch: &[Message]) {
-    let plan = group(batch.iter().map(|m| m.body.as_str()));
-    let mut done: Vec<String> = plan.nothing_to_do.iter().map(|&i| batch[i].receipt.clone()).collect();
-    for &i in &plan.unreadable {
-        warn!(message_id = %batch[i].id, "unreadable message left for the dead-letter queue");
-    }
-    for workflow in plan.workflows {
-        let batch_id = workflow.input.batch_id.clone();
-        let images: usize = workflow.input.chunks.iter().map(Vec::len).sum();
-        match workflows.start(workflow.input).await {
-            Ok(()) => {
-                info!(%batch_id, images, "workflow started");
-                done.extend(workflow.messages.iter().map(|&i| batch[i].receipt.clone()));
-            }
-            Err(e) => warn!(%batch_id, error = %e, "workflow did not start; its messages will be redelivered"),
-        }
-    }
+    let dispatched = dispatch(workflows, batch.iter().map(|m| m.body.as_str())).await;
+    let done: Vec<String> = dispatched.handed_over.iter().map(|&i| batch[i].receipt.clone()).collect();
     if let Err(e) = queue.ack(&done).await {
         warn!(error = %e, "acknowledging failed; the messages will be redelivered (processing is idempotent)");
     }

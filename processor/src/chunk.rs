@@ -67,6 +67,7 @@ impl From<MetadataError> for ChunkError {
 /// Processes chunks of images end to end.
 pub struct ChunkService {
     objects: Arc<dyn ObjectStore>,
+    renditions: Arc<dyn ObjectStore>,
     metadata: Arc<dyn MetadataStore>,
     recipes: Arc<Recipes>,
     limits: Arc<Limits>,
@@ -94,6 +95,7 @@ impl ChunkService {
         histograms: Arc<StageHistograms>,
     ) -> Self {
         Self {
+            renditions: objects.clone(),
             objects,
             metadata,
             recipes,
@@ -102,6 +104,13 @@ impl ChunkService {
             io_concurrency: config.io_concurrency.max(1),
             histograms,
         }
+    }
+
+    /// Stores renditions in `store` instead of beside the originals (on AWS: the processed
+    /// bucket, while originals are read from the originals bucket).
+    pub fn with_rendition_store(mut self, store: Arc<dyn ObjectStore>) -> Self {
+        self.renditions = store;
+        self
     }
 
     /// The metadata store the service records into.
@@ -203,7 +212,7 @@ impl ChunkService {
             let key = id.rendition_key(&r.name, r.format);
             let meta = ObjectMeta { content_type: r.format.content_type().to_owned(), ..ObjectMeta::default() };
             let size = r.bytes.len() as u64;
-            self.objects.put(&key, Bytes::from(r.bytes), &meta).await?;
+            self.renditions.put(&key, Bytes::from(r.bytes), &meta).await?;
             Ok::<_, ChunkError>(RenditionRecord {
                 name: r.name,
                 key,

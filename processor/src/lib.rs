@@ -15,6 +15,7 @@
 //! Around the kernel, and the only async code here:
 //! - [`chunk`]: the chunk service (fetch originals, run the kernel on rayon, store renditions,
 //!   write final records in batches), shared by the local runner and the processor Lambda.
+//! - [`lambda`] (feature `lambda`): the processor Lambda's handler and its error types.
 //! - [`workflow`]: the local workflow runner, with the state machine's Map concurrency and
 //!   Retry/Catch policy.
 
@@ -22,6 +23,8 @@ pub mod chunk;
 pub mod decode;
 pub mod encode;
 pub mod geometry;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod probe;
 pub mod resize;
 pub mod watermark;

@@ -1,0 +1,383 @@
+//! [`DynamoMetadataStore`]: one DynamoDB item per image, the record's JSON attribute by
+//! attribute, with a GSI for listing by status.
+//!
+//! Table layout (the template declares the same): partition key `id` (S); GSI [`BY_STATUS`] with
+//! hash `status` (S) and range [`CREATED_KEY`] (S, `{created_ms:015}#{id}`, so pages are newest
+//! first with the id breaking ties); TTL on `expires_at` (expired AWAITING_UPLOAD slots).
+
+use super::{backend_error, full_jitter};
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, Select, WriteRequest,
+};
+use imgpipe_core::ErrorKind;
+use imgpipe_core::ports::{BackendError, Begin, Counts, MetadataError, MetadataStore, Page};
+use imgpipe_core::record::MetadataRecord;
+use imgpipe_core::seams::{ImageId, Status};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// The GSI that lists records by status, newest first.
+pub const BY_STATUS: &str = "by-status";
+/// The GSI's range key attribute.
+pub const CREATED_KEY: &str = "created_key";
+/// Most requests in one `BatchWriteItem` (DynamoDB's limit; moto accepts more, so it is ours).
+pub const BATCH_WRITE_MAX: usize = 25;
+/// Calls of one `BatchWriteItem` group before its unprocessed items are given up on.
+const BATCH_WRITE_ATTEMPTS: u32 = 8;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Records in one DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoMetadataStore {
+    client: Client,
+    table: String,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn created_key(created_ms: u64, id: ImageId) -> String {
+    format!("{created_ms:015}#{id}")
+}
+
+fn to_item(record: &MetadataRecord) -> Result<Item, MetadataError> {
+    let mut item: Item = serde_dynamo::to_item(record)
+        .map_err(|e| BackendError::permanent(format!("encoding the record of {}", record.id), e))?;
+    item.insert(CREATED_KEY.into(), s(created_key(record.created_ms, record.id)));
+    Ok(item)
+}
+
+fn from_item(item: Item) -> Result<MetadataRecord, MetadataError> {
+    serde_dynamo::from_item(item).map_err(|e| BackendError::permanent("decoding a record", e).into())
+}
+
+/// Where a list stopped: the last record returned per status (absent: not started; `None`:
+/// that status is exhausted).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Cursor(BTreeMap<Status, Option<(String, String)>>);
+
+impl Cursor {
+    fn encode(&self) -> String {
+        hex::encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    fn decode(text: &str) -> Result<Self, MetadataError> {
+        let invalid = || MetadataError::InvalidCursor(text.to_owned());
+        let bytes = hex::decode(text).map_err(|_| invalid())?;
+        serde_json::from_slice(&bytes).map_err(|_| invalid())
+    }
+}
+
+impl DynamoMetadataStore {
+    /// The store over `table`.
+    pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
+        Self::from_client(Client::new(config), table)
+    }
+
+    /// The store over `table` through a client configured by the caller.
+    pub fn from_client(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// Puts `record` if `condition` holds; `Ok(false)` when it does not.
+    async fn put_if(&self, record: &MetadataRecord, condition: &str, values: Item) -> Result<bool, MetadataError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)?))
+            .condition_expression(condition)
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(Some(values).filter(|v| !v.is_empty()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(backend_error(format!("writing the record of {}", record.id), e).into()),
+        }
+    }
+
+    /// One `BatchWriteItem` group, with unprocessed items retried (full-jitter backoff).
+    async fn batch_put(&self, records: &[MetadataRecord]) -> Result<(), MetadataError> {
+        let mut requests = records
+            .iter()
+            .map(|r| {
+                let put = PutRequest::builder()
+                    .set_item(Some(to_item(r)?))
+                    .build()
+                    .map_err(|e| BackendError::permanent("building a put request", e))?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, MetadataError>>()?;
+        for attempt in 1..=BATCH_WRITE_ATTEMPTS {
+            let output = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .map_err(|e| backend_error("writing records in a batch", e))?;
+            requests = output.unprocessed_items().and_then(|u| u.get(&self.table)).cloned().unwrap_or_default();
+            if requests.is_empty() {
+                return Ok(());
+            }
+            tracing::debug!(unprocessed = requests.len(), attempt, "retrying unprocessed records");
+            tokio::time::sleep(full_jitter(Duration::from_millis(50), Duration::from_secs(2), attempt)).await;
+        }
+        Err(BackendError {
+            message: format!("{} records still unprocessed after {BATCH_WRITE_ATTEMPTS} attempts", requests.len()),
+            retryable: true,
+            source: None,
+        }
+        .into())
+    }
+
+    /// One page of one status, newest first, after `after` (a `(created_key, id)` pair).
+    async fn query_status(
+        &self,
+        status: Status,
+        after: Option<&(String, String)>,
+        limit: usize,
+    ) -> Result<(Vec<MetadataRecord>, bool), MetadataError> {
+        let start = after.map(|(key, id)| {
+            HashMap::from([
+                ("id".to_owned(), s(id.clone())),
+                ("status".to_owned(), s(status.as_str())),
+                (CREATED_KEY.to_owned(), s(key.clone())),
+            ])
+        });
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_STATUS)
+            .key_condition_expression("#status = :status")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| backend_error(format!("listing {} records", status.as_str()), e))?;
+        let records = output.items().iter().cloned().map(from_item).collect::<Result<Vec<_>, _>>()?;
+        let more = output.last_evaluated_key().is_some() && records.len() == limit;
+        Ok((records, more))
+    }
+
+    async fn count_status(&self, status: Status) -> Result<u64, MetadataError> {
+        let mut total = 0;
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_STATUS)
+                .key_condition_expression("#status = :status")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", s(status.as_str()))
+                .select(Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| backend_error("counting records", e))?;
+            total += u64::try_from(output.count()).unwrap_or(0);
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+/// Statuses an attempt may start from (the local store's `begin` allows the same).
+const STARTABLE: &str = "#status IN (:awaiting, :pending, :processing)";
+
+fn startable_values() -> Item {
+    HashMap::from([
+        (":awaiting".to_owned(), s(Status::AwaitingUpload.as_str())),
+        (":pending".to_owned(), s(Status::Pending.as_str())),
+        (":processing".to_owned(), s(Status::Processing.as_str())),
+    ])
+}
+
+#[async_trait]
+impl MetadataStore for DynamoMetadataStore {
+    /// S3 sends the ObjectCreated event itself: `notification` is not needed here.
+    async fn accept(&self, record: &MetadataRecord, _notification: &str) -> Result<(), MetadataError> {
+        let conflict = MetadataError::Conflict { id: record.id, to: record.status };
+        if record.status != Status::Pending {
+            return Err(conflict);
+        }
+        let values = HashMap::from([(":awaiting".to_owned(), s(Status::AwaitingUpload.as_str()))]);
+        match self.put_if(record, "attribute_not_exists(id) OR #status = :awaiting", values).await? {
+            true => Ok(()),
+            false => Err(conflict),
+        }
+    }
+
+    async fn reserve(&self, record: &MetadataRecord) -> Result<(), MetadataError> {
+        let conflict = MetadataError::Conflict { id: record.id, to: record.status };
+        if record.status != Status::AwaitingUpload {
+            return Err(conflict);
+        }
+        // `#status` must appear in the expression when its name is declared.
+        match self.put_if(record, "attribute_not_exists(id) AND attribute_not_exists(#status)", Item::new()).await? {
+            true => Ok(()),
+            false => Err(conflict),
+        }
+    }
+
+    async fn get(&self, id: ImageId) -> Result<Option<MetadataRecord>, MetadataError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", s(id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend_error(format!("reading the record of {id}"), e))?;
+        output.item.map(from_item).transpose()
+    }
+
+    /// One conditional `UpdateItem`; when the condition fails, the old item comes back with the
+    /// error (`ReturnValuesOnConditionCheckFailure`), so the processor needs no `GetItem`.
+    async fn begin(&self, id: ImageId, now_ms: u64) -> Result<Begin, MetadataError> {
+        let mut values = startable_values();
+        values.insert(":now".into(), AttributeValue::N(now_ms.to_string()));
+        values.insert(":zero".into(), AttributeValue::N("0".into()));
+        values.insert(":one".into(), AttributeValue::N("1".into()));
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(id.to_string()))
+            .update_expression(
+                "SET #status = :processing, attempts = if_not_exists(attempts, :zero) + :one, started_ms = :now",
+            )
+            .condition_expression(format!("attribute_exists(id) AND {STARTABLE}"))
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Begin::Started(from_item(output.attributes.unwrap_or_default())?)),
+            Err(e) => match e.into_service_error() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => match failed.item {
+                    None => Ok(Begin::Unknown),
+                    Some(item) => {
+                        let record = from_item(item)?;
+                        if record.status.is_final() {
+                            Ok(Begin::AlreadyFinal(record))
+                        } else {
+                            Err(MetadataError::Conflict { id, to: Status::Processing })
+                        }
+                    }
+                },
+                other => Err(BackendError::permanent(format!("starting an attempt on {id}"), other).into()),
+            },
+        }
+    }
+
+    /// Outcomes the image itself decides (DONE, or FAILED for what the bytes are) are written
+    /// with `BatchWriteItem`, 25 at a time: any two attempts on the same bytes agree on them.
+    /// FAILED `internal` (the infrastructure's fault, which a later attempt may undo) is a
+    /// conditional put that never replaces a final record. A batch cannot carry conditions, so
+    /// this is how "a final record is never overwritten" holds where it can matter.
+    async fn finish(&self, records: &[MetadataRecord]) -> Result<(), MetadataError> {
+        if let Some(record) = records.iter().find(|r| !r.status.is_final()) {
+            return Err(MetadataError::Conflict { id: record.id, to: record.status });
+        }
+        let (guarded, decided): (Vec<_>, Vec<_>) =
+            records.iter().cloned().partition(|r| r.error.as_ref().is_some_and(|e| e.kind == ErrorKind::Internal));
+        for group in decided.chunks(BATCH_WRITE_MAX) {
+            self.batch_put(group).await?;
+        }
+        for record in &guarded {
+            self.put_if(record, STARTABLE, startable_values()).await?;
+        }
+        Ok(())
+    }
+
+    async fn list(&self, status: Option<Status>, cursor: Option<&str>, limit: usize) -> Result<Page, MetadataError> {
+        let limit = limit.max(1);
+        let statuses: Vec<Status> = status.map_or_else(|| Status::ALL.to_vec(), |s| vec![s]);
+        let mut cursor = cursor.map(Cursor::decode).transpose()?.unwrap_or_default();
+        // The newest `limit` of each status still open, merged, are the newest `limit` of all.
+        let mut candidates = Vec::new();
+        let mut fetched = BTreeMap::new();
+        for &status in &statuses {
+            let after = match cursor.0.get(&status) {
+                Some(None) => continue,
+                Some(Some(after)) => Some(after.clone()),
+                None => None,
+            };
+            let (records, more) = self.query_status(status, after.as_ref(), limit).await?;
+            fetched.insert(status, (records.len(), more));
+            candidates.extend(records);
+        }
+        candidates.sort_by_key(|r| std::cmp::Reverse((r.created_ms, r.id)));
+        candidates.truncate(limit);
+        for (&status, &(count, more)) in &fetched {
+            let taken: Vec<&MetadataRecord> = candidates.iter().filter(|r| r.status == status).collect();
+            if taken.len() == count && !more {
+                cursor.0.insert(status, None);
+            } else if let Some(last) = taken.last() {
+                cursor.0.insert(status, Some((created_key(last.created_ms, last.id), last.id.to_string())));
+            }
+        }
+        let done = statuses.iter().all(|s| matches!(cursor.0.get(s), Some(None)));
+        Ok(Page { records: candidates, cursor: (!done).then(|| cursor.encode()) })
+    }
+
+    async fn counts(&self) -> Result<Counts, MetadataError> {
+        let mut counts = Counts::default();
+        for status in Status::ALL {
+            counts.by_status.insert(status, self.count_status(status).await?);
+        }
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_STATUS)
+                .key_condition_expression("#status = :status")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_values(":status", s(Status::Failed.as_str()))
+                .projection_expression("#error")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| backend_error("counting failures by kind", e))?;
+            for item in output.items() {
+                let kind = item
+                    .get("error")
+                    .and_then(|e| e.as_m().ok())
+                    .and_then(|m| m.get("kind"))
+                    .and_then(|k| k.as_s().ok())
+                    .and_then(|k| serde_json::from_value::<ErrorKind>(serde_json::Value::String(k.clone())).ok());
+                if let Some(kind) = kind {
+                    *counts.failed_by_kind.entry(kind).or_default() += 1;
+                }
+            }
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(counts);
+            }
+        }
+    }
+}

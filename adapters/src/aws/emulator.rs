@@ -1,0 +1,125 @@
+//! Creating the stack's resources on an AWS emulator (moto): what `infra/template.yaml`
+//! declares, for tests and local experiments. Names are the caller's, so parallel tests do not
+//! collide; the shapes (key schema, GSI, redrive, notifications) are the template's, which a
+//! test checks.
+
+use super::dynamo::{BY_STATUS, CREATED_KEY};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType,
+};
+use aws_sdk_s3::types::{
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration,
+    S3KeyFilter,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use std::time::Duration;
+
+/// Any error of the set-up calls.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// An SDK configuration for the emulator at `endpoint`: region `us-east-1`, dummy credentials.
+pub async fn config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "emulator"))
+        .load()
+        .await
+}
+
+/// Creates a private bucket.
+pub async fn create_bucket(config: &SdkConfig, name: &str) -> Result<(), Error> {
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(true).build());
+    s3.create_bucket().bucket(name).send().await?;
+    Ok(())
+}
+
+/// The ingest queue and its dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct Queues {
+    /// The ingest queue's URL.
+    pub url: String,
+    /// Its ARN (for the bucket's notification configuration).
+    pub arn: String,
+    /// The dead-letter queue's URL.
+    pub dead_letter_url: String,
+}
+
+/// Creates `name` and `name-dlq`, the first redriving to the second after `max_receives`.
+pub async fn create_queues(
+    config: &SdkConfig,
+    name: &str,
+    visibility: Duration,
+    max_receives: u32,
+) -> Result<Queues, Error> {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let dead_letter_url =
+        sqs.create_queue().queue_name(format!("{name}-dlq")).send().await?.queue_url.unwrap_or_default();
+    let dead_letter_arn = queue_arn(&sqs, &dead_letter_url).await?;
+    let redrive = serde_json::json!({"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": max_receives});
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::VisibilityTimeout, visibility.as_secs().to_string())
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await?
+        .queue_url
+        .unwrap_or_default();
+    let arn = queue_arn(&sqs, &url).await?;
+    Ok(Queues { url, arn, dead_letter_url })
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, Error> {
+    let attributes =
+        sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await?;
+    Ok(attributes.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).cloned().unwrap_or_default())
+}
+
+/// Makes `bucket` send `s3:ObjectCreated:*` events for keys under `prefix` to the queue `queue_arn`.
+pub async fn notify_queue(config: &SdkConfig, bucket: &str, queue_arn: &str, prefix: &str) -> Result<(), Error> {
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(true).build());
+    let filter = NotificationConfigurationFilter::builder()
+        .key(
+            S3KeyFilter::builder()
+                .filter_rules(FilterRule::builder().name(FilterRuleName::Prefix).value(prefix).build())
+                .build(),
+        )
+        .build();
+    let queue =
+        QueueConfiguration::builder().queue_arn(queue_arn).events(Event::S3ObjectCreated).filter(filter).build()?;
+    s3.put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(NotificationConfiguration::builder().queue_configurations(queue).build())
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Creates the metadata table: key `id`, GSI [`BY_STATUS`] on `status` and [`CREATED_KEY`].
+pub async fn create_table(config: &SdkConfig, name: &str) -> Result<(), Error> {
+    let dynamo = aws_sdk_dynamodb::Client::new(config);
+    let attribute =
+        |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
+    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(BY_STATUS)
+        .key_schema(key("status", KeyType::Hash)?)
+        .key_schema(key(CREATED_KEY, KeyType::Range)?)
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()?;
+    dynamo
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("id")?)
+        .attribute_definitions(attribute("status")?)
+        .attribute_definitions(attribute(CREATED_KEY)?)
+        .key_schema(key("id", KeyType::Hash)?)
+        .global_secondary_indexes(index)
+        .send()
+        .await?;
+    Ok(())
+}

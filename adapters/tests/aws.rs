@@ -1,0 +1,133 @@
+//! The AWS adapters on moto (`IMGPIPE_MOTO_URL`): the same conformance suite as the local ones,
+//! then what only AWS needs (retries on throttling, SlowDown and unprocessed batch items).
+
+mod conformance;
+mod faults;
+
+use adapters::aws::{DynamoMetadataStore, S3ObjectStore, SqsQueue, emulator};
+use aws_config::SdkConfig;
+use faults::{Fault, Faults};
+use imgpipe_core::ports::{MetadataStore, ObjectMeta, ObjectStore};
+use std::time::Duration;
+
+/// The moto server the test command started.
+fn moto_url() -> String {
+    std::env::var("IMGPIPE_MOTO_URL").expect(
+        "IMGPIPE_MOTO_URL is not set: these tests need a moto server; run ./scripts/test, or start one with \
+         ./scripts/moto-server and export the URL it prints",
+    )
+}
+
+/// A name no other test uses (S3 bucket rules: lowercase, digits, dashes).
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::generate().to_string().to_lowercase())
+}
+
+async fn config() -> SdkConfig {
+    emulator::config(&moto_url()).await
+}
+
+async fn objects_with(config: &SdkConfig) -> S3ObjectStore {
+    let bucket = unique("objects");
+    emulator::create_bucket(config, &bucket).await.unwrap();
+    S3ObjectStore::new(config, bucket)
+}
+
+async fn objects() -> S3ObjectStore {
+    objects_with(&config().await).await
+}
+
+async fn queue_with(max_receives: u32) -> SqsQueue {
+    let config = config().await;
+    let queues =
+        emulator::create_queues(&config, &unique("queue"), Duration::from_secs(30), max_receives).await.unwrap();
+    SqsQueue::new(&config, queues.url, Some(queues.dead_letter_url))
+}
+
+async fn queue() -> SqsQueue {
+    queue_with(imgpipe_core::policy::MAX_RECEIVES).await
+}
+
+async fn metadata() -> DynamoMetadataStore {
+    let config = config().await;
+    let table = unique("records");
+    emulator::create_table(&config, &table).await.unwrap();
+    DynamoMetadataStore::new(&config, table)
+}
+
+macro_rules! conformance {
+    ($module:ident on $make:ident: $($test:ident),+ $(,)?) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    crate::conformance::$module::$test(&super::$make().await).await;
+                }
+            )+
+        }
+    };
+}
+
+conformance!(objects on objects:
+    round_trip, metadata_round_trip, not_found, invalid_keys, overwrite_changes_etag, list_is_lexical,
+    put_is_atomic_for_readers,
+);
+conformance!(queue on queue: send_receive_ack, lease_expiry_redelivers, receive_respects_max, stats);
+conformance!(metadata on metadata:
+    accept_then_get, duplicate_accept_conflicts, reserve_then_accept_upgrades, begin_transitions_and_counts_attempts,
+    begin_on_final_is_already_final, begin_unknown, finish_is_exactly_once, list_paginates_newest_first,
+    counts_by_status_and_kind,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_dead_letters_after_max_receives() {
+    conformance::queue::dead_letters_after_max_receives(&queue_with(2).await, 2).await;
+}
+
+#[tokio::test]
+async fn s3_slow_down_and_5xx_are_retried_by_the_sdk() {
+    // One fault on the put, one on the get: the SDK's retry takes each.
+    let faults = Faults::new([Fault::status(503, "SlowDown"), Fault::status(500, "InternalError")]);
+    let config = config().await;
+    let store = S3ObjectStore::from_client(faults.s3(&config), objects_with(&config).await.bucket());
+    let meta = ObjectMeta { content_type: "text/plain".into(), ..ObjectMeta::default() };
+    let info = store.put("a/b.txt", bytes::Bytes::from_static(b"hello"), &meta).await.unwrap();
+    assert_eq!(faults.injected(), 1);
+    assert_eq!(store.get("a/b.txt").await.unwrap().1, info);
+    assert_eq!(faults.injected(), 2, "both faults were served and retried past");
+}
+
+#[tokio::test]
+async fn throttled_and_slowed_calls_that_outlast_the_retries_are_retryable_errors() {
+    let faults = Faults::new([Fault::Persistent(503, "SlowDown")]);
+    let config = config().await;
+    let store = S3ObjectStore::from_client(faults.s3(&config), objects_with(&config).await.bucket());
+    let error = store.get("missing").await.unwrap_err();
+    assert!(
+        matches!(&error, imgpipe_core::ports::StoreError::Backend(b) if b.retryable),
+        "SlowDown must be retryable: {error:?}"
+    );
+}
+
+#[tokio::test]
+async fn unprocessed_batch_items_are_retried_until_written() {
+    let faults = Faults::new([Fault::Unprocessed, Fault::Unprocessed, Fault::status(400, "ThrottlingException")]);
+    let config = config().await;
+    let table = unique("records");
+    emulator::create_table(&config, &table).await.unwrap();
+    let store = DynamoMetadataStore::from_client(faults.dynamodb(&config), table);
+    let mut records = Vec::new();
+    for i in 0..60 {
+        let record = conformance::metadata::pending(1_700_000_000_000 + i);
+        store.accept(&record, "").await.unwrap();
+        records.push(conformance::metadata::done(&record));
+    }
+    store.finish(&records).await.unwrap();
+    for record in &records {
+        assert_eq!(store.get(record.id).await.unwrap().as_ref(), Some(record));
+    }
+    assert_eq!(faults.injected(), 3);
+    let calls = faults.batch_sizes();
+    assert!(calls.iter().all(|&n| n <= 25), "a BatchWriteItem carried more than 25 items: {calls:?}");
+    assert!(calls.len() >= 5, "60 records in groups of 25, with retries: {calls:?}");
+}

@@ -1,0 +1,59 @@
+//! The ingest Lambda's pieces (feature `lambda`): S3 presigned URLs and the API key from
+//! Secrets Manager.
+
+use crate::signing::{UploadUrls, UrlError};
+use adapters::aws::S3ObjectStore;
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use imgpipe_core::seams::ImageId;
+use std::time::Duration;
+
+/// How long a rendition download link lives.
+pub const DOWNLOAD_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// Uploads go straight to the originals bucket and downloads come straight from the processed
+/// one, through S3 presigned URLs: the bytes never pass through the function.
+#[derive(Debug, Clone)]
+pub struct S3UploadUrls {
+    /// Where uploads land.
+    pub originals: S3ObjectStore,
+    /// Where renditions are.
+    pub processed: S3ObjectStore,
+}
+
+fn url_error(error: imgpipe_core::ports::BackendError) -> UrlError {
+    UrlError { message: error.message.clone(), source: Some(Box::new(error)) }
+}
+
+#[async_trait]
+impl UploadUrls for S3UploadUrls {
+    /// The content type and length are signed into the URL: S3 refuses any other.
+    async fn presign_put(
+        &self,
+        _id: ImageId,
+        key: &str,
+        size: u64,
+        content_type: &str,
+        ttl: Duration,
+    ) -> Result<String, UrlError> {
+        self.originals.presign_put(key, content_type, size, ttl).await.map_err(url_error)
+    }
+
+    async fn download(&self, key: &str) -> Result<Option<String>, UrlError> {
+        self.processed.presign_get(key, DOWNLOAD_TTL).await.map(Some).map_err(url_error)
+    }
+}
+
+/// The API key: the secret string of `secret_arn` (read once, at cold start).
+pub async fn api_key(config: &SdkConfig, secret_arn: &str) -> Result<String, UrlError> {
+    let client = aws_sdk_secretsmanager::Client::new(config);
+    let output = client.get_secret_value().secret_id(secret_arn).send().await.map_err(|e| UrlError {
+        message: format!("reading the API key from {secret_arn}: {e}"),
+        source: Some(Box::new(e)),
+    })?;
+    output
+        .secret_string()
+        .map(|key| key.trim().to_owned())
+        .filter(|key| !key.is_empty())
+        .ok_or_else(|| UrlError { message: format!("secret {secret_arn} holds no key string"), source: None })
+}

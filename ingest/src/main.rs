@@ -1,0 +1,34 @@
+//! The ingest Lambda: the same axum `Router` as `imgpipe serve`, behind API Gateway, over S3
+//! and DynamoDB.
+
+use adapters::aws::{DynamoMetadataStore, Env, S3ObjectStore, sdk_config, vars};
+use imgpipe_core::PresetCatalog;
+use imgpipe_core::metrics::StageHistograms;
+use ingest::aws::{S3UploadUrls, api_key};
+use ingest::{AppState, IngestConfig};
+use lambda_http::{Error, tracing};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = sdk_config().await;
+    let originals = S3ObjectStore::new(&config, Env.require(vars::ORIGINALS_BUCKET)?);
+    let processed = S3ObjectStore::new(&config, Env.require(vars::PROCESSED_BUCKET)?);
+    let metadata = DynamoMetadataStore::new(&config, Env.require(vars::METADATA_TABLE)?);
+    let key = api_key(&config, &Env.require(vars::API_KEY_SECRET_ARN)?).await?;
+    let state = AppState {
+        objects: Arc::new(originals.clone()),
+        metadata: Arc::new(metadata),
+        queue: None,
+        urls: Arc::new(S3UploadUrls { originals: originals.clone(), processed }),
+        presets: Arc::new(PresetCatalog::builtin()),
+        histograms: Arc::new(StageHistograms::default()),
+        config: Arc::new(IngestConfig {
+            api_key: Some(key),
+            bucket: originals.bucket().to_owned(),
+            ..IngestConfig::default()
+        }),
+    };
+    lambda_http::run(ingest::router(state)).await
+}
