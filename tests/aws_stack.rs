@@ -1,0 +1,400 @@
+//! The serverless path end to end on an AWS emulator (moto at `IMGPIPE_MOTO_URL`):
+//!
+//! 1. the buckets, queues, table and notification are created from what `infra/template.yaml`
+//!    declares (read here, so the two cannot drift), the state machine from its ASL file;
+//! 2. uploads go through the ingest `Router` (as the Lambda serves it), direct and presigned;
+//! 3. the real S3 notifications are received from SQS and fed to the orchestrator handler as an
+//!    `SqsEvent`, acknowledging what it did not report as failed (as the event source does);
+//! 4. moto runs the real state machine; its Lambda only echoes, so each execution's output is
+//!    the exact payload every processor invocation would get;
+//! 5. the processor handler is invoked with each of those payloads;
+//! 6. renditions, records, queue and dead-letter queue are checked.
+
+mod support;
+
+use adapters::aws::{DynamoMetadataStore, S3ObjectStore, SfnWorkflows, SqsQueue, dynamo, emulator};
+use aws_config::SdkConfig;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use imgpipe_core::metrics::StageHistograms;
+use imgpipe_core::ports::{EventQueue, Message, MetadataStore, ObjectStore, QueueStats};
+use imgpipe_core::record::MetadataRecord;
+use imgpipe_core::seams::{ChunkInput, ImageId, Status};
+use imgpipe_core::{ErrorKind, Limits, PresetCatalog};
+use ingest::aws::S3UploadUrls;
+use ingest::{AppState, IngestConfig};
+use processor::chunk::{ChunkConfig, ChunkService, Recipes};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const API_KEY: &str = "stack-test-key";
+/// moto's Lambda echoes its input; any function ARN will do.
+const PROCESSOR_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:processor";
+
+fn moto_url() -> String {
+    std::env::var("IMGPIPE_MOTO_URL").expect(
+        "IMGPIPE_MOTO_URL is not set: this test needs a moto server; run ./scripts/test, or start one with \
+         ./scripts/moto-server and export the URL it prints",
+    )
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::generate().to_string().to_lowercase())
+}
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// What the template declares that the emulated stack must share.
+struct Declared {
+    max_receives: u32,
+    visibility: Duration,
+    notify_prefix: String,
+    definition: String,
+}
+
+/// Reads `infra/template.yaml` and checks it against the names the code uses.
+fn declared() -> Declared {
+    let text = std::fs::read_to_string(repo("infra/template.yaml")).unwrap();
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let resource = |name: &str| &template["Resources"][name]["Properties"];
+    let max_receives = template["Parameters"]["MaxReceiveCount"]["Default"].as_u64().unwrap() as u32;
+    assert_eq!(max_receives, imgpipe_core::policy::MAX_RECEIVES, "the template's MaxReceiveCount default");
+    let queue = resource("IngestQueue");
+    let visibility = Duration::from_secs(queue["VisibilityTimeout"].as_u64().unwrap());
+    let table = resource("MetadataTable");
+    let index = &table["GlobalSecondaryIndexes"][0];
+    assert_eq!(index["IndexName"].as_str(), Some(dynamo::BY_STATUS));
+    assert_eq!(index["KeySchema"][0]["AttributeName"].as_str(), Some("status"));
+    assert_eq!(index["KeySchema"][1]["AttributeName"].as_str(), Some(dynamo::CREATED_KEY));
+    assert_eq!(table["KeySchema"][0]["AttributeName"].as_str(), Some("id"));
+    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"].as_str(), Some("expires_at"));
+    let notification = &resource("OriginalsBucket")["NotificationConfiguration"]["QueueConfigurations"][0];
+    assert_eq!(notification["Event"].as_str(), Some("s3:ObjectCreated:*"));
+    let notify_prefix = notification["Filter"]["S3Key"]["Rules"][0]["Value"].as_str().unwrap().to_owned();
+    assert_eq!(notify_prefix, orchestrator::group::ORIGINALS_PREFIX);
+    let machine = resource("ProcessImagesStateMachine");
+    assert_eq!(machine["Type"].as_str(), Some("EXPRESS"));
+    let definition = machine["DefinitionUri"].as_str().unwrap();
+    let definition = std::fs::read_to_string(repo("infra").join(definition)).unwrap();
+    Declared { max_receives, visibility, notify_prefix, definition }
+}
+
+/// One emulated stack, with names of its own.
+struct Stack {
+    config: SdkConfig,
+    originals: S3ObjectStore,
+    processed: S3ObjectStore,
+    queue: SqsQueue,
+    queue_url: String,
+    metadata: DynamoMetadataStore,
+    state_machine_arn: String,
+    declared: Declared,
+}
+
+impl Stack {
+    async fn create() -> Stack {
+        let declared = declared();
+        let config = emulator::config(&moto_url()).await;
+        let (originals, processed, table) = (unique("originals"), unique("processed"), unique("records"));
+        emulator::create_bucket(&config, &originals).await.unwrap();
+        emulator::create_bucket(&config, &processed).await.unwrap();
+        emulator::create_table(&config, &table).await.unwrap();
+        let queues = emulator::create_queues(&config, &unique("ingest"), declared.visibility, declared.max_receives)
+            .await
+            .unwrap();
+        emulator::notify_queue(&config, &originals, &queues.arn, &declared.notify_prefix).await.unwrap();
+        let definition =
+            declared.definition.replace("${MetadataTable}", &table).replace("${ProcessorFunctionArn}", PROCESSOR_ARN);
+        let sfn = aws_sdk_sfn::Client::new(&config);
+        let machine = sfn
+            .create_state_machine()
+            .name(unique("process-images"))
+            .definition(definition)
+            .role_arn("arn:aws:iam::123456789012:role/state-machine")
+            .r#type(aws_sdk_sfn::types::StateMachineType::Express)
+            .send()
+            .await
+            .unwrap();
+        Stack {
+            originals: S3ObjectStore::new(&config, &originals),
+            processed: S3ObjectStore::new(&config, &processed),
+            queue: SqsQueue::new(&config, &queues.url, Some(queues.dead_letter_url.clone())),
+            queue_url: queues.url,
+            metadata: DynamoMetadataStore::new(&config, &table),
+            state_machine_arn: machine.state_machine_arn,
+            config,
+            declared,
+        }
+    }
+
+    /// Serves the ingest Router as the Lambda builds it, on a loopback port.
+    async fn serve_ingest(&self) -> String {
+        let state = AppState {
+            objects: Arc::new(self.originals.clone()),
+            metadata: Arc::new(self.metadata.clone()),
+            queue: None,
+            urls: Arc::new(S3UploadUrls { originals: self.originals.clone(), processed: self.processed.clone() }),
+            presets: Arc::new(PresetCatalog::builtin()),
+            histograms: Arc::new(StageHistograms::default()),
+            config: Arc::new(IngestConfig {
+                api_key: Some(API_KEY.into()),
+                bucket: self.originals.bucket().to_owned(),
+                ..IngestConfig::default()
+            }),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, ingest::router(state)).await.unwrap() });
+        format!("http://{addr}")
+    }
+
+    fn chunk_service(&self) -> ChunkService {
+        let recipes = Recipes::new(&PresetCatalog::builtin(), |logo| std::fs::read(logo)).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        ChunkService::new(
+            Arc::new(self.originals.clone()),
+            Arc::new(self.metadata.clone()),
+            Arc::new(recipes),
+            Arc::new(pool),
+            ChunkConfig { io_concurrency: 8, limits: Limits::default() },
+            Arc::new(StageHistograms::default()),
+        )
+        .with_rendition_store(Arc::new(self.processed.clone()))
+    }
+
+    /// Receives until `wanted` ObjectCreated notifications (and whatever else is there) arrived.
+    async fn receive_events(&self, wanted: usize) -> Vec<Message> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut messages: Vec<Message> = Vec::new();
+        while messages.iter().filter(|m| m.body.contains("ObjectCreated")).count() < wanted {
+            assert!(Instant::now() < deadline, "only {} notifications arrived", messages.len());
+            messages.extend(self.queue.receive(10, Duration::from_secs(60)).await.unwrap());
+        }
+        messages
+    }
+
+    /// Makes received messages visible again now (instead of after the visibility timeout).
+    async fn release(&self, messages: &[&Message]) {
+        let sqs = aws_sdk_sqs::Client::new(&self.config);
+        for message in messages {
+            sqs.change_message_visibility()
+                .queue_url(&self.queue_url)
+                .receipt_handle(&message.receipt)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Outputs of every execution of the state machine, once each has finished.
+    async fn execution_outputs(&self) -> Vec<Value> {
+        let sfn = aws_sdk_sfn::Client::new(&self.config);
+        let listed = sfn.list_executions().state_machine_arn(&self.state_machine_arn).send().await.unwrap();
+        let mut outputs = Vec::new();
+        for execution in listed.executions() {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let described = sfn.describe_execution().execution_arn(execution.execution_arn()).send().await.unwrap();
+                match described.status() {
+                    aws_sdk_sfn::types::ExecutionStatus::Running => {
+                        assert!(Instant::now() < deadline, "execution still running");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    aws_sdk_sfn::types::ExecutionStatus::Succeeded => {
+                        outputs.push(serde_json::from_str(described.output().unwrap()).unwrap());
+                        break;
+                    }
+                    other => panic!("execution ended {other:?}: {:?}", described.error()),
+                }
+            }
+        }
+        outputs
+    }
+}
+
+/// Delivers messages to the orchestrator handler as the SQS event source does: one `SqsEvent`,
+/// then deletes every message the response does not list as failed.
+async fn deliver(stack: &Stack, workflows: &SfnWorkflows, messages: &[Message]) -> SqsBatchResponse {
+    let event = SqsEvent {
+        records: messages
+            .iter()
+            .map(|m| SqsMessage {
+                message_id: Some(m.id.clone()),
+                receipt_handle: Some(m.receipt.clone()),
+                body: Some(m.body.clone()),
+                event_source: Some("aws:sqs".into()),
+                aws_region: Some("us-east-1".into()),
+                ..SqsMessage::default()
+            })
+            .collect(),
+    };
+    let response = orchestrator::lambda::handle(event, workflows).await;
+    let failed: BTreeSet<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let done: Vec<String> =
+        messages.iter().filter(|m| !failed.contains(m.id.as_str())).map(|m| m.receipt.clone()).collect();
+    stack.queue.ack(&done).await.unwrap();
+    response
+}
+
+/// Uploads `bytes` through `POST /v1/images`.
+async fn upload_direct(client: &reqwest::Client, api: &str, bytes: Vec<u8>) -> ImageId {
+    let response = client
+        .post(format!("{api}/v1/images"))
+        .bearer_auth(API_KEY)
+        .header("content-type", "image/jpeg")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.unwrap();
+    body["images"][0]["id"].as_str().unwrap().parse().unwrap()
+}
+
+/// Reserves slots through `POST /v1/uploads` and PUTs each file to its presigned S3 URL.
+async fn upload_presigned(client: &reqwest::Client, api: &str, files: &[Vec<u8>]) -> Vec<ImageId> {
+    let request = json!({"files": files.iter().enumerate().map(|(i, f)| json!({
+        "filename": format!("photo{i}.jpg"), "content_type": "image/jpeg", "bytes": f.len()
+    })).collect::<Vec<_>>()});
+    let response = client.post(format!("{api}/v1/uploads")).bearer_auth(API_KEY).json(&request).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let mut ids = Vec::new();
+    for (upload, file) in body["uploads"].as_array().unwrap().iter().zip(files) {
+        let url = upload["url"].as_str().unwrap();
+        assert!(url.starts_with(&moto_url()), "a presigned S3 URL: {url}");
+        let put = client.put(url).header("content-type", "image/jpeg").body(file.clone()).send().await.unwrap();
+        assert!(put.status().is_success(), "PUT to the presigned URL: {}", put.status());
+        ids.push(upload["id"].as_str().unwrap().parse().unwrap());
+    }
+    ids
+}
+
+fn photo() -> Vec<u8> {
+    std::fs::read(support::shared("IMGPIPE_FIXTURES", "fixtures").join("2569067123_aca715a2ee_o.jpg")).unwrap()
+}
+
+/// Runs the processor handler on every chunk payload the executions produced.
+async fn process_all(service: &ChunkService, outputs: &[Value]) -> usize {
+    let mut invocations = 0;
+    for output in outputs {
+        for payload in output.as_array().expect("the Map's output: one entry per chunk") {
+            let input: ChunkInput = serde_json::from_value(payload.clone()).expect("a processor payload");
+            assert_eq!(payload.as_object().unwrap().keys().collect::<Vec<_>>(), ["batch_id", "images"]);
+            processor::lambda::handle(service, input).await.unwrap();
+            invocations += 1;
+        }
+    }
+    invocations
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uploads_flow_through_queue_state_machine_and_processor_exactly_once() {
+    let stack = Stack::create().await;
+    let api = stack.serve_ingest().await;
+    let client = reqwest::Client::new();
+    let photo = photo();
+    let truncated = photo[..photo.len() / 3].to_vec();
+    let text = b"this is not an image, whatever its content type says".to_vec();
+
+    let mut good = vec![upload_direct(&client, &api, photo.clone()).await];
+    good.extend(upload_presigned(&client, &api, &[photo.clone(), photo.clone()]).await);
+    let corrupt = upload_direct(&client, &api, truncated).await;
+    let unsupported = upload_direct(&client, &api, text).await;
+    let all: Vec<ImageId> = good.iter().copied().chain([corrupt, unsupported]).collect();
+
+    let messages = stack.receive_events(all.len()).await;
+    assert!(messages.iter().any(|m| m.body.contains("s3:TestEvent")), "moto sends a test event first");
+    let workflows = SfnWorkflows::new(&stack.config, &stack.state_machine_arn);
+    let response = deliver(&stack, &workflows, &messages).await;
+    assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
+
+    let service = stack.chunk_service();
+    let outputs = stack.execution_outputs().await;
+    assert!(process_all(&service, &outputs).await >= 1);
+
+    let mut renditions = BTreeMap::new();
+    for &id in &good {
+        let record = stack.metadata.get(id).await.unwrap().expect("one record per image");
+        assert_eq!(record.status, Status::Done, "{record:?}");
+        assert_eq!(record.renditions.len(), 3);
+        for rendition in &record.renditions {
+            let (bytes, info) = stack.processed.get(&rendition.key).await.unwrap();
+            let decoded = image::load_from_memory(&bytes).unwrap();
+            assert_eq!((decoded.width(), decoded.height()), (rendition.width, rendition.height), "{}", rendition.key);
+            renditions.insert(rendition.key.clone(), info.etag);
+        }
+        let sizes: BTreeMap<&str, (u32, u32)> =
+            record.renditions.iter().map(|r| (r.name.as_str(), (r.width, r.height))).collect();
+        assert_eq!(sizes["thumb"], (256, 256));
+        assert_eq!(sizes["medium"], (1024, 836));
+        assert_eq!(sizes["large"], (2048, 1672));
+    }
+    for (id, kind) in [(corrupt, ErrorKind::Corrupt), (unsupported, ErrorKind::Unsupported)] {
+        let record = stack.metadata.get(id).await.unwrap().unwrap();
+        assert_eq!(record.status, Status::Failed);
+        assert_eq!(record.error.as_ref().map(|e| e.kind), Some(kind), "{record:?}");
+    }
+    assert_eq!(stack.queue.stats().await.unwrap(), QueueStats { visible: 0, in_flight: 0, dead: 0 });
+
+    // Every S3 event delivered again: no new record, no changed record, identical renditions.
+    let records: Vec<MetadataRecord> = futures_util::future::try_join_all(all.iter().map(|&id| stack.metadata.get(id)))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    for message in messages.iter().filter(|m| m.body.contains("ObjectCreated")) {
+        stack.queue.send(&message.body).await.unwrap();
+    }
+    let again = stack.receive_events(all.len()).await;
+    assert!(deliver(&stack, &workflows, &again).await.batch_item_failures.is_empty());
+    process_all(&service, &stack.execution_outputs().await).await;
+    for (id, before) in all.iter().zip(&records) {
+        assert_eq!(stack.metadata.get(*id).await.unwrap().as_ref(), Some(before), "{id} changed");
+    }
+    for (key, etag) in &renditions {
+        assert_eq!(&stack.processed.head(key).await.unwrap().etag, etag, "{key} changed");
+    }
+    let page = stack.metadata.list(None, None, 100).await.unwrap();
+    assert_eq!(page.records.len(), all.len(), "one record per image");
+    assert_eq!(stack.queue.stats().await.unwrap(), QueueStats { visible: 0, in_flight: 0, dead: 0 });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_does_not_start_is_redelivered_and_poison_reaches_the_dead_letter_queue() {
+    let stack = Stack::create().await;
+    let meta = imgpipe_core::ports::ObjectMeta { content_type: "image/jpeg".into(), ..Default::default() };
+    stack.originals.put("originals/01JD0000000000000000000000.jpg", photo().into(), &meta).await.unwrap();
+    let messages = stack.receive_events(1).await;
+
+    // The state machine does not exist: the group's message is a batch item failure, kept.
+    let missing = SfnWorkflows::new(&stack.config, format!("{}-missing", stack.state_machine_arn));
+    let response = deliver(&stack, &missing, &messages).await;
+    let created = messages.iter().find(|m| m.body.contains("ObjectCreated")).unwrap().clone();
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, [created.id.as_str()]);
+    stack.release(&[&created]).await;
+    let messages = stack.receive_events(1).await;
+    assert_eq!(messages[0].id, created.id);
+    assert_eq!(messages[0].receive_count, 2, "the same message, received again");
+    let workflows = SfnWorkflows::new(&stack.config, &stack.state_machine_arn);
+    assert!(deliver(&stack, &workflows, &messages).await.batch_item_failures.is_empty());
+    assert_eq!(stack.execution_outputs().await.len(), 1);
+
+    // A message that is no S3 notification is never acknowledged: after max_receives it is dead.
+    stack.queue.send("this is not an S3 notification").await.unwrap();
+    for _ in 0..stack.declared.max_receives {
+        let poison = stack.queue.receive(10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(poison.len(), 1);
+        assert_eq!(deliver(&stack, &workflows, &poison).await.batch_item_failures.len(), 1);
+        stack.release(&poison.iter().collect::<Vec<_>>()).await;
+    }
+    assert!(stack.queue.receive(10, Duration::from_secs(60)).await.unwrap().is_empty());
+    assert_eq!(stack.queue.stats().await.unwrap(), QueueStats { visible: 0, in_flight: 0, dead: 1 });
+}
