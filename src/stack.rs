@@ -4,8 +4,9 @@
 //! metadata. The ingest router accepts uploads, the orchestrator loop groups queued events into
 //! workflows, the in-process runner processes their chunks on the rayon pool.
 
-use adapters::local::{Durability, LOCAL_BUCKET, LocalBackend};
+use adapters::local::{Durability, LOCAL_BUCKET, LocalBackend, SqliteQueue};
 use anyhow::{Context, Result};
+use imgpipe_core::event::Notification;
 use imgpipe_core::metrics::StageHistograms;
 use imgpipe_core::ports::{EventQueue, MetadataStore, ObjectStore};
 use imgpipe_core::preset::DEFAULT_PRESET;
@@ -16,6 +17,7 @@ use ingest::{AppState, IngestConfig, LocalUploadUrls, intake};
 use orchestrator::local::LoopConfig;
 use processor::chunk::{ChunkConfig, ChunkService, Recipes};
 use processor::workflow::LocalWorkflows;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +48,9 @@ pub struct StackConfig {
     /// killed process.
     pub durability: Durability,
 }
+
+/// How often expired upload slots are looked for.
+const SLOT_SWEEP: Duration = Duration::from_secs(60);
 
 /// A running local pipeline.
 pub struct Stack {
@@ -83,9 +88,26 @@ impl Stack {
         );
         // Two workflows per worker keep the pool busy while others wait on I/O.
         let runner = LocalWorkflows::new(Arc::new(service), 2 * config.workers);
-        recover(objects.as_ref(), metadata.as_ref(), queue.as_ref(), config.process).await?;
-
+        recover(objects.as_ref(), metadata.as_ref(), &backend.queue, config.process).await?;
         let (stop, stopped) = watch::channel(false);
+        // Presigned upload slots whose URL expired and whose bytes never came (DynamoDB's TTL
+        // does this on AWS).
+        let slots = backend.metadata.clone();
+        let mut stopped_sweeping = stopped.clone();
+        tokio::spawn(async move {
+            loop {
+                match slots.expire_slots(ingest::signing::unix_now()).await {
+                    Ok(0) => {}
+                    Ok(expired) => tracing::info!(expired, "expired upload slots removed"),
+                    Err(e) => tracing::warn!(error = %e, "removing expired upload slots failed"),
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(SLOT_SWEEP) => {}
+                    _ = stopped_sweeping.changed() => return,
+                }
+            }
+        });
+
         let loop_config =
             LoopConfig { max_messages: 10 * config.workers.max(1), lease: config.lease, ..LoopConfig::default() };
         let orchestrator = config.process.then(|| {
@@ -116,22 +138,33 @@ impl Stack {
 }
 
 /// Puts back in the queue what a crash may have left behind: with `requeue`, records PENDING or
-/// PROCESSING (their events may have been handed to the runner and lost with the process), and
-/// always originals stored without a record (a crash between the file and the record).
-/// Processing is idempotent, so a duplicate event costs nothing visible.
+/// PROCESSING whose event is no longer queued (it was handed to the runner and lost with the
+/// process), and always originals stored without a record (a crash between the file and the
+/// record). Processing is idempotent, so a duplicate event costs nothing visible; restarts do
+/// not pile up duplicates, as an image whose event is still queued is left alone.
 pub async fn recover(
     objects: &dyn ObjectStore,
     metadata: &dyn MetadataStore,
-    queue: &dyn EventQueue,
+    queue: &SqliteQueue,
     requeue: bool,
 ) -> Result<()> {
+    let queued: HashSet<String> = queue
+        .bodies()
+        .await?
+        .iter()
+        .filter_map(|body| match Notification::parse(body) {
+            Ok(Notification::Created(objects)) => Some(objects.into_iter().map(|o| o.key)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
     let mut requeued = 0;
     let statuses: &[Status] = if requeue { &[Status::Pending, Status::Processing] } else { &[] };
     for &status in statuses {
         let mut cursor = None;
         loop {
             let page = metadata.list(Some(status), cursor.as_deref(), 500).await?;
-            for record in &page.records {
+            for record in page.records.iter().filter(|r| !queued.contains(&r.source.key)) {
                 queue.send(&intake::notification(LOCAL_BUCKET, &record.source)).await?;
                 requeued += 1;
             }
@@ -183,4 +216,34 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)?.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imgpipe_core::ports::EventQueue;
+
+    #[tokio::test]
+    async fn recovery_requeues_lost_events_once_and_leaves_queued_ones_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::open(dir.path()).unwrap();
+        for n in 0..3 {
+            let id = ImageId::generate();
+            let source =
+                Source { key: id.original_key("jpg"), bytes: n, etag: "e".into(), content_type: "image/jpeg".into() };
+            let record = MetadataRecord::pending(id, source, DEFAULT_PRESET.into(), now_ms());
+            backend.metadata.accept(&record, &intake::notification(LOCAL_BUCKET, &record.source)).await.unwrap();
+        }
+        let recover_now = || recover(backend.objects.as_ref(), backend.metadata.as_ref(), &backend.queue, true);
+        recover_now().await.unwrap();
+        recover_now().await.unwrap();
+        assert_eq!(backend.queue.bodies().await.unwrap().len(), 3, "events still queued are not duplicated");
+
+        // Handed to a runner that died with the process: acknowledged, never processed.
+        let received = backend.queue.receive(10, Duration::from_secs(60)).await.unwrap();
+        backend.queue.ack(&received.iter().map(|m| m.receipt.clone()).collect::<Vec<_>>()).await.unwrap();
+        recover_now().await.unwrap();
+        recover_now().await.unwrap();
+        assert_eq!(backend.queue.bodies().await.unwrap().len(), 3, "each lost event comes back once");
+    }
 }

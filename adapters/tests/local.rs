@@ -312,3 +312,17 @@ async fn a_waiting_consumer_wakes_when_a_message_is_sent_and_otherwise_at_the_ti
     let waited = tokio::time::timeout(std::time::Duration::from_secs(10), waiter).await.unwrap().unwrap();
     assert!(waited < std::time::Duration::from_secs(5), "woke after {waited:?}");
 }
+
+#[tokio::test]
+async fn expired_upload_slots_are_removed_and_nothing_else() {
+    let (_dir, backend) = open();
+    let slot = conformance::metadata::awaiting(1_700_000_000_000);
+    let expires = slot.expires_at.unwrap();
+    backend.metadata.reserve(&slot).await.unwrap();
+    let uploaded = pending(1_700_000_000_000);
+    backend.metadata.accept(&uploaded, &notification(&uploaded)).await.unwrap();
+    assert_eq!(backend.metadata.expire_slots(expires).await.unwrap(), 0, "not before it expires");
+    assert_eq!(backend.metadata.expire_slots(expires + 1).await.unwrap(), 1);
+    assert_eq!(backend.metadata.get(slot.id).await.unwrap(), None);
+    assert!(backend.metadata.get(uploaded.id).await.unwrap().is_some());
+}

@@ -24,6 +24,22 @@ impl SqliteMetadataStore {
     pub fn new(db: SqliteDb) -> SqliteMetadataStore {
         SqliteMetadataStore { db }
     }
+
+    /// Deletes AWAITING_UPLOAD slots whose `expires_at` (Unix seconds) is before `now_secs`: their
+    /// upload URL no longer works, so their bytes will never come (DynamoDB's TTL on AWS).
+    pub async fn expire_slots(&self, now_secs: u64) -> Result<usize, MetadataError> {
+        let now = i64::try_from(now_secs).unwrap_or(i64::MAX);
+        let deleted = self
+            .db
+            .call("expiring upload slots", move |conn| {
+                conn.execute(
+                    "DELETE FROM records WHERE status = ?1 AND json_extract(record, '$.expires_at') < ?2",
+                    rusqlite::params![Status::AwaitingUpload.as_str(), now],
+                )
+            })
+            .await?;
+        Ok(deleted)
+    }
 }
 
 /// What a write found, decided inside its transaction.

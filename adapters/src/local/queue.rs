@@ -85,6 +85,22 @@ pub(crate) fn enqueue(conn: &Connection, body: &str, now_ms: u64) -> rusqlite::R
     Ok(())
 }
 
+impl SqliteQueue {
+    /// The body of every message still in the queue (visible or leased), oldest first; dead
+    /// letters excluded.
+    pub async fn bodies(&self) -> Result<Vec<String>, QueueError> {
+        let bodies = self
+            .db
+            .call("reading queued messages", |conn| {
+                let mut statement = conn.prepare("SELECT body FROM queue ORDER BY seq")?;
+                let rows = statement.query_map([], |row| row.get(0))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .await?;
+        Ok(bodies)
+    }
+}
+
 #[async_trait]
 impl EventQueue for SqliteQueue {
     async fn send(&self, body: &str) -> Result<(), QueueError> {
