@@ -335,6 +335,13 @@ async fn uploads_flow_through_queue_state_machine_and_processor_exactly_once() {
         assert_eq!(sizes["medium"], (1024, 836));
         assert_eq!(sizes["large"], (2048, 1672));
     }
+    // A rendition download is a redirect to a presigned S3 GET.
+    let response =
+        client.get(format!("{api}/v1/images/{}/renditions/thumb", good[0])).bearer_auth(API_KEY).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.url().as_str().starts_with(&moto_url()), "served by S3: {}", response.url());
+    let thumb = image::load_from_memory(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!((thumb.width(), thumb.height()), (256, 256));
     for (id, kind) in [(corrupt, ErrorKind::Corrupt), (unsupported, ErrorKind::Unsupported)] {
         let record = stack.metadata.get(id).await.unwrap().unwrap();
         assert_eq!(record.status, Status::Failed);
