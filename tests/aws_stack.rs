@@ -268,6 +268,9 @@ async fn upload_presigned(client: &reqwest::Client, api: &str, files: &[Vec<u8>]
     for (upload, file) in body["uploads"].as_array().unwrap().iter().zip(files) {
         let url = upload["url"].as_str().unwrap();
         assert!(url.starts_with(&moto_url()), "a presigned S3 URL: {url}");
+        // S3 refuses a PUT of another size or type, or after the upload slot expired.
+        assert!(url.contains("X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost"), "{url}");
+        assert!(url.contains("X-Amz-Expires=900"), "{url}");
         let put = client.put(url).header("content-type", "image/jpeg").body(file.clone()).send().await.unwrap();
         assert!(put.status().is_success(), "PUT to the presigned URL: {}", put.status());
         ids.push(upload["id"].as_str().unwrap().parse().unwrap());
