@@ -1,4 +1,29 @@
-//! Drives a running imgpipe stack with bulk uploads and measures it.
+//! Drives a running imgpipe stack (the local `imgpipe serve`, or the API deployed on AWS) with
+//! bulk uploads through the public v1 API only, waits until every accepted image is DONE or
+//! FAILED, and reports throughput, latency, failures and what a million images would cost.
 //!
-//! The workspace reserves this crate now; its code lands with the step of the roadmap that needs it
-//! (see the README), so that the crate layout of DESIGN.md is fixed from the start.
+//! - [`config`]: [`RunConfig`]: the target, the load shape ([`Load`]: closed or open loop), the
+//!   upload [`Mode`] (direct, presigned, mixed) and the [`Inputs`].
+//! - [`inputs`]: the bodies, prepared before the clock starts: a folder, or synthetic
+//!   JPEG/PNG/WebP images from a seed, plus hostile ones (a truncated JPEG, text).
+//! - [`run()`]: one run: upload phase, drain, report. The binary is a thin wrapper around it.
+//! - [`report`]: [`Report`] (`report.json`), its Markdown, the plots, and [`compare`].
+//! - [`cost`]: the cost model per million images, with documented, overridable unit prices.
+//! - [`stats`]: HDR latency percentiles, time series, the clock offset to the target.
+//! - [`api`]: the v1 client (one pooled connection set); [`drain`]: paged polling of the listing.
+//! - internals: `drive` (the closed and open loops), `plot` (SVG and PNG through plotters).
+
+pub mod api;
+pub mod config;
+pub mod cost;
+pub mod drain;
+mod drive;
+pub mod inputs;
+mod plot;
+pub mod report;
+mod run;
+pub mod stats;
+
+pub use config::{Inputs, Load, Mode, RunConfig, Size};
+pub use report::{Report, compare};
+pub use run::{RunError, run};

@@ -1,0 +1,384 @@
+//! The bodies a run uploads, prepared before the clock starts: a folder read into memory, or
+//! synthetic images encoded from the seed, plus the hostile inputs. Bodies are [`Bytes`], so
+//! every upload of the same input shares one buffer.
+
+use crate::config::{Inputs, Mode, Size};
+use bytes::Bytes;
+use image::{ImageFormat, RgbImage};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// What an input is; hostile kinds must end FAILED, never DONE nor lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputKind {
+    /// A synthetic JPEG.
+    Jpeg,
+    /// A synthetic PNG.
+    Png,
+    /// A synthetic (lossless) WebP.
+    Webp,
+    /// A file of the corpus folder.
+    File,
+    /// A JPEG cut off halfway: its end of image and most of its scan are missing.
+    TruncatedJpeg,
+    /// Text bytes sent as an image.
+    NotAnImage,
+}
+
+impl InputKind {
+    /// The snake_case name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputKind::Jpeg => "jpeg",
+            InputKind::Png => "png",
+            InputKind::Webp => "webp",
+            InputKind::File => "file",
+            InputKind::TruncatedJpeg => "truncated_jpeg",
+            InputKind::NotAnImage => "not_an_image",
+        }
+    }
+
+    /// Whether this input is made to fail.
+    pub fn is_hostile(self) -> bool {
+        matches!(self, InputKind::TruncatedJpeg | InputKind::NotAnImage)
+    }
+}
+
+/// One body to upload.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The bytes (cheap to clone).
+    pub bytes: Bytes,
+    /// The declared content type.
+    pub content_type: &'static str,
+    /// What it is.
+    pub kind: InputKind,
+    /// A file name for bulk presign requests.
+    pub name: String,
+}
+
+/// Why the inputs could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The corpus folder (or a file in it) could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The corpus folder holds no file.
+    #[error("{0} holds no files")]
+    Empty(PathBuf),
+    /// A synthetic image could not be encoded.
+    #[error("cannot encode a synthetic {format:?} image")]
+    Encode {
+        /// The format.
+        format: ImageFormat,
+        /// Why.
+        #[source]
+        source: image::ImageError,
+    },
+}
+
+/// Which input one upload sends, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Item {
+    /// Index into [`InputSet::inputs`].
+    pub input: u32,
+    /// Sent through a presigned URL rather than a direct POST.
+    pub presigned: bool,
+}
+
+/// Every body of a run.
+#[derive(Debug, Clone)]
+pub struct InputSet {
+    inputs: Vec<Input>,
+    regular: Vec<u32>,
+    hostile: Vec<u32>,
+}
+
+/// Distinct synthetic images made per size and format (so bodies differ without costing memory
+/// per upload).
+const VARIANTS: u64 = 3;
+
+impl InputSet {
+    /// Reads `Inputs::Corpus` or generates `Inputs::Synthetic` from `seed`, and adds the hostile
+    /// inputs. Generation is CPU work: call it off the async runtime.
+    pub fn prepare(inputs: &Inputs, seed: u64) -> Result<Self, InputError> {
+        let regular = match inputs {
+            Inputs::Corpus(dir) => corpus(dir)?,
+            Inputs::Synthetic(sizes) => synthetic(sizes, seed)?,
+        };
+        let hostile = hostile_inputs(&regular, seed)?;
+        let regular_ids = (0..regular.len() as u32).collect();
+        let hostile_ids = (regular.len() as u32..(regular.len() + hostile.len()) as u32).collect();
+        Ok(Self { inputs: regular.into_iter().chain(hostile).collect(), regular: regular_ids, hostile: hostile_ids })
+    }
+
+    /// The input at `index`.
+    pub fn get(&self, index: u32) -> &Input {
+        &self.inputs[index as usize]
+    }
+
+    /// Every input.
+    pub fn inputs(&self) -> &[Input] {
+        &self.inputs
+    }
+
+    /// The uploads of a run, deterministic in `seed`: which input each sends (a `hostile`
+    /// fraction of them alternating over the hostile inputs) and whether it goes presigned.
+    pub fn plan(&self, images: u64, hostile: f64, mode: Mode, seed: u64) -> Vec<Item> {
+        let mut rng = fastrand::Rng::with_seed(seed ^ 0x9e37_79b9_7f4a_7c15);
+        let mut hostile_sent = 0usize;
+        (0..images)
+            .map(|_| {
+                let input = if hostile > 0.0 && rng.f64() < hostile {
+                    hostile_sent += 1;
+                    self.hostile[(hostile_sent - 1) % self.hostile.len()]
+                } else {
+                    self.regular[rng.usize(..self.regular.len())]
+                };
+                let presigned = match mode {
+                    Mode::Direct => false,
+                    Mode::Presigned => true,
+                    Mode::Mixed => rng.bool(),
+                };
+                Item { input, presigned }
+            })
+            .collect()
+    }
+}
+
+fn synthetic(sizes: &[Size], seed: u64) -> Result<Vec<Input>, InputError> {
+    let formats = [
+        (ImageFormat::Jpeg, InputKind::Jpeg),
+        (ImageFormat::Png, InputKind::Png),
+        (ImageFormat::WebP, InputKind::Webp),
+    ];
+    let jobs: Vec<(Size, ImageFormat, InputKind, u64)> = sizes
+        .iter()
+        .flat_map(|&size| formats.iter().flat_map(move |&(f, k)| (0..VARIANTS).map(move |v| (size, f, k, v))))
+        .collect();
+    // Encoding big images takes a while: one thread per core.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
+    let results: Vec<Result<Input, InputError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let jobs = &jobs;
+                scope.spawn(move || {
+                    jobs.iter()
+                        .enumerate()
+                        .filter(|(i, _)| i % threads == t)
+                        .map(|(i, &(size, format, kind, variant))| {
+                            let pixels = pixels(size, seed.wrapping_mul(1000).wrapping_add(i as u64));
+                            let bytes = encode(pixels, format)?;
+                            Ok((
+                                i,
+                                Input {
+                                    bytes,
+                                    content_type: content_type(format),
+                                    kind,
+                                    name: format!("synthetic-{size}-{variant}.{}", extension(format)),
+                                },
+                            ))
+                        })
+                        .collect::<Vec<Result<(usize, Input), InputError>>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<Result<(usize, Input), InputError>> =
+            handles.into_iter().flat_map(|h| h.join().expect("an encoder thread panicked")).collect();
+        all.sort_by_key(|r| r.as_ref().map_or(0, |(i, _)| *i));
+        all.into_iter().map(|r| r.map(|(_, input)| input)).collect()
+    });
+    results.into_iter().collect()
+}
+
+/// A smooth gradient with a few blocks and mild noise: compresses like a photo more than a flat
+/// fill does, and differs per seed.
+fn pixels(size: Size, seed: u64) -> RgbImage {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let base = [rng.u8(..), rng.u8(..), rng.u8(..)];
+    let blocks: Vec<(u32, u32, u32, u32, [u8; 3])> = (0..6)
+        .map(|_| {
+            let (x, y) = (rng.u32(0..size.width), rng.u32(0..size.height));
+            let (w, h) = (rng.u32(1..=size.width / 3 + 1), rng.u32(1..=size.height / 3 + 1));
+            (x, y, w, h, [rng.u8(..), rng.u8(..), rng.u8(..)])
+        })
+        .collect();
+    let (sw, sh) = (size.width.max(2) - 1, size.height.max(2) - 1);
+    RgbImage::from_fn(size.width, size.height, |x, y| {
+        let fill = blocks.iter().rev().find(|(bx, by, bw, bh, _)| x >= *bx && x < bx + bw && y >= *by && y < by + bh);
+        let [r, g, b] = match fill {
+            Some((.., colour)) => *colour,
+            None => {
+                let (fx, fy) = (x * 255 / sw, y * 255 / sh);
+                [
+                    base[0].wrapping_add(fx as u8),
+                    base[1].wrapping_add(fy as u8),
+                    base[2].wrapping_add(((fx + fy) / 2) as u8),
+                ]
+            }
+        };
+        let noise = rng.u8(..16);
+        image::Rgb([r.saturating_add(noise), g.saturating_add(noise), b.saturating_add(noise)])
+    })
+}
+
+fn encode(pixels: RgbImage, format: ImageFormat) -> Result<Bytes, InputError> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(pixels)
+        .write_to(&mut out, format)
+        .map_err(|source| InputError::Encode { format, source })?;
+    Ok(Bytes::from(out.into_inner()))
+}
+
+fn content_type(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Jpeg => "image/jpeg",
+        ImageFormat::Png => "image/png",
+        ImageFormat::WebP => "image/webp",
+        ImageFormat::Gif => "image/gif",
+        ImageFormat::Tiff => "image/tiff",
+        ImageFormat::Bmp => "image/bmp",
+        _ => "application/octet-stream",
+    }
+}
+
+fn extension(format: ImageFormat) -> &'static str {
+    format.extensions_str().first().copied().unwrap_or("bin")
+}
+
+/// Every file under `dir` (hidden ones skipped), in path order, typed by its first bytes.
+fn corpus(dir: &Path) -> Result<Vec<Input>, InputError> {
+    let read_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| InputError::Read { path, source }
+    };
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).map_err(read_error(&current))? {
+            let path = entry.map_err(read_error(&current))?.path();
+            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                continue;
+            }
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut inputs = Vec::with_capacity(files.len());
+    for path in files {
+        let bytes = std::fs::read(&path).map_err(read_error(&path))?;
+        if bytes.is_empty() {
+            continue; // the API refuses empty bodies outright; they would only count as refusals
+        }
+        let content_type = image::guess_format(&bytes).map_or("application/octet-stream", content_type);
+        let name = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+        inputs.push(Input { bytes: Bytes::from(bytes), content_type, kind: InputKind::File, name });
+    }
+    if inputs.is_empty() {
+        return Err(InputError::Empty(dir.to_path_buf()));
+    }
+    Ok(inputs)
+}
+
+/// A JPEG cut after its headers and a little of its scan, and text sent as a PNG.
+fn hostile_inputs(regular: &[Input], seed: u64) -> Result<Vec<Input>, InputError> {
+    let jpeg = match regular.iter().find(|i| i.content_type == "image/jpeg" && i.bytes.len() > 1024) {
+        Some(input) => input.bytes.clone(),
+        None => encode(pixels(Size { width: 320, height: 240 }, seed ^ 0x5eed), ImageFormat::Jpeg)?,
+    };
+    let truncated = jpeg.slice(..jpeg.len() / 2);
+    let text = Bytes::from_static(b"this is a text file, not an image; the pipeline must end it FAILED unsupported\n");
+    Ok(vec![
+        Input {
+            bytes: truncated,
+            content_type: "image/jpeg",
+            kind: InputKind::TruncatedJpeg,
+            name: "truncated.jpg".into(),
+        },
+        Input { bytes: text, content_type: "image/png", kind: InputKind::NotAnImage, name: "not-an-image.png".into() },
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> InputSet {
+        InputSet::prepare(&Inputs::Synthetic(vec![Size { width: 48, height: 32 }]), 7).unwrap()
+    }
+
+    #[test]
+    fn synthetic_inputs_decode_as_what_they_claim_and_are_deterministic() {
+        let set = small();
+        let regular: Vec<&Input> = set.inputs().iter().filter(|i| !i.kind.is_hostile()).collect();
+        assert_eq!(regular.len(), 3 * VARIANTS as usize);
+        for input in &regular {
+            let decoded = image::load_from_memory(&input.bytes).unwrap();
+            assert_eq!((decoded.width(), decoded.height()), (48, 32));
+            assert_eq!(content_type(image::guess_format(&input.bytes).unwrap()), input.content_type);
+        }
+        let again = small();
+        assert!(set.inputs().iter().zip(again.inputs()).all(|(a, b)| a.bytes == b.bytes));
+        // Variants differ from one another.
+        assert_ne!(regular[0].bytes, regular[1].bytes);
+    }
+
+    #[test]
+    fn hostile_inputs_are_a_cut_jpeg_and_no_image_at_all() {
+        let set = small();
+        let find = |kind| set.inputs().iter().find(|i| i.kind == kind).unwrap();
+        // Lenient decoders fill a cut scan with grey, so check the shape rather than decode:
+        // a JPEG's start without its end-of-image marker (libjpeg-turbo calls that corrupt).
+        let cut = &find(InputKind::TruncatedJpeg).bytes;
+        assert!(cut.starts_with(&[0xFF, 0xD8]) && !cut.ends_with(&[0xFF, 0xD9]), "{:?}", &cut[cut.len() - 2..]);
+        assert!(image::load_from_memory(&find(InputKind::NotAnImage).bytes).is_err());
+        assert!(image::guess_format(&find(InputKind::NotAnImage).bytes).is_err());
+        assert!(set.inputs().iter().filter(|i| i.kind.is_hostile()).count() == 2);
+    }
+
+    #[test]
+    fn plans_follow_the_mode_and_the_hostile_fraction() {
+        let set = small();
+        let plan = set.plan(2000, 0.1, Mode::Mixed, 3);
+        assert_eq!(plan, set.plan(2000, 0.1, Mode::Mixed, 3), "same seed, same plan");
+        let hostile = plan.iter().filter(|i| set.get(i.input).kind.is_hostile()).count();
+        assert!((150..250).contains(&hostile), "{hostile} hostile of 2000 at 10%");
+        let presigned = plan.iter().filter(|i| i.presigned).count();
+        assert!((900..1100).contains(&presigned), "{presigned} presigned of 2000 mixed");
+        assert!(
+            set.plan(100, 0.0, Mode::Direct, 3).iter().all(|i| !i.presigned && !set.get(i.input).kind.is_hostile())
+        );
+        assert!(set.plan(100, 0.0, Mode::Presigned, 3).iter().all(|i| i.presigned));
+    }
+
+    #[test]
+    fn a_corpus_folder_is_read_recursively_and_typed_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("nested")).unwrap();
+        let png = encode(pixels(Size { width: 8, height: 8 }, 1), ImageFormat::Png).unwrap();
+        std::fs::write(dir.path().join("nested/a.jpg"), &png).unwrap(); // a PNG named .jpg
+        std::fs::write(dir.path().join("b.txt"), b"hello").unwrap();
+        std::fs::write(dir.path().join(".hidden"), b"skip me").unwrap();
+        let set = InputSet::prepare(&Inputs::Corpus(dir.path().to_path_buf()), 1).unwrap();
+        let files: Vec<(&str, &str)> = set
+            .inputs()
+            .iter()
+            .filter(|i| i.kind == InputKind::File)
+            .map(|i| (i.name.as_str(), i.content_type))
+            .collect();
+        assert_eq!(files, vec![("b.txt", "application/octet-stream"), ("a.jpg", "image/png")]);
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(InputSet::prepare(&Inputs::Corpus(empty.path().into()), 1), Err(InputError::Empty(_))));
+    }
+}

@@ -1,0 +1,246 @@
+//! The report's plots, each drawn once per backend: SVG (text left to the viewer's fonts) and
+//! PNG (drawn into a pixel buffer with the bundled DejaVu Sans through ab_glyph, so no system
+//! font library is needed, and encoded by `image`).
+
+use crate::report::{PLOTS, Report, WriteError};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+const SIZE: (u32, u32) = (960, 540);
+const FONT: &str = "sans-serif";
+/// The processor's bundled watermark font (DejaVu Sans Bold; licence beside it).
+const FONT_BYTES: &[u8] = include_bytes!("../../processor/assets/DejaVuSans-Bold.ttf");
+
+const UPLOADED: RGBColor = RGBColor(31, 119, 180);
+const COMPLETED: RGBColor = RGBColor(44, 160, 44);
+const MARKER: RGBColor = RGBColor(214, 39, 40);
+
+type DrawResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Draws every plot of [`PLOTS`] as `NAME.svg` and `NAME.png` into `dir`; the paths written.
+pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, WriteError> {
+    static FONTS: Once = Once::new();
+    FONTS.call_once(|| {
+        for style in [FontStyle::Normal, FontStyle::Bold] {
+            plotters::style::register_font(FONT, style, FONT_BYTES)
+                .unwrap_or_else(|_| panic!("the bundled font parses"));
+        }
+    });
+    let mut written = Vec::new();
+    for name in PLOTS {
+        let svg_path = dir.join(format!("{name}.svg"));
+        let mut svg = String::new();
+        {
+            let area = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+            draw(name, report, &area).and_then(|()| Ok(area.present()?)).map_err(plot_error(&svg_path))?;
+        }
+        std::fs::write(&svg_path, svg).map_err(|source| WriteError::Io { path: svg_path.clone(), source })?;
+        written.push(svg_path);
+
+        let png_path = dir.join(format!("{name}.png"));
+        let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+        {
+            let area = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
+            draw(name, report, &area).and_then(|()| Ok(area.present()?)).map_err(plot_error(&png_path))?;
+        }
+        write_png(&png_path, &pixels)?;
+        written.push(png_path);
+    }
+    Ok(written)
+}
+
+/// Encodes an RGB buffer of [`SIZE`] as PNG, compressed hard (plots are flat colours).
+fn write_png(path: &Path, pixels: &[u8]) -> Result<(), WriteError> {
+    use image::ImageEncoder;
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    let plot_error = |message: String| WriteError::Plot { path: path.to_path_buf(), message };
+    let file = std::fs::File::create(path).map_err(|source| WriteError::Io { path: path.to_path_buf(), source })?;
+    let encoder =
+        PngEncoder::new_with_quality(std::io::BufWriter::new(file), CompressionType::Best, FilterType::Adaptive);
+    encoder.write_image(pixels, SIZE.0, SIZE.1, image::ExtendedColorType::Rgb8).map_err(|e| plot_error(e.to_string()))
+}
+
+fn plot_error(path: &Path) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> WriteError {
+    let path = path.to_path_buf();
+    move |e| WriteError::Plot { path, message: e.to_string() }
+}
+
+fn draw<DB: DrawingBackend>(name: &str, report: &Report, area: &DrawingArea<DB, Shift>) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    area.fill(&WHITE)?;
+    match name {
+        "latency_histogram" => latency_histogram(report, area),
+        "latency_cdf" => latency_cdf(report, area),
+        "throughput" => throughput(report, area),
+        "in_flight" => in_flight(report, area),
+        other => unreachable!("no plot named {other}"),
+    }
+}
+
+/// An axis label without decimals (counts, milliseconds, rates).
+fn whole(x: f64) -> String {
+    format!("{x:.0}")
+}
+
+/// Seconds with a decimal only when the whole axis spans a few seconds.
+fn seconds_label(x: f64, axis_max: f64) -> String {
+    if axis_max >= 5.0 { format!("{x:.0}") } else { format!("{x:.1}") }
+}
+
+fn subtitle(report: &Report) -> String {
+    let p = &report.parameters;
+    format!("{} images, {}, {}", report.pipeline.uploaded, p.mode, p.load)
+}
+
+fn latency_histogram<DB: DrawingBackend>(report: &Report, area: &DrawingArea<DB, Shift>) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let bins = &report.e2e_histogram;
+    let x_max = bins.last().map_or(1.0, |b| b.hi_ms).max(1.0);
+    let y_max = bins.iter().map(|b| b.count).max().unwrap_or(0).max(1) as f64 * 1.3; // room for the legend
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("End-to-end latency (accepted → DONE/FAILED): {}", subtitle(report)), (FONT, 18))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("latency (ms)")
+        .y_desc("images")
+        .x_label_formatter(&|x| whole(*x))
+        .y_label_formatter(&|y| whole(*y))
+        .label_style((FONT, 13))
+        .light_line_style(WHITE)
+        .draw()?;
+    chart.draw_series(
+        bins.iter().map(|b| Rectangle::new([(b.lo_ms, 0.0), (b.hi_ms, b.count as f64)], UPLOADED.mix(0.75).filled())),
+    )?;
+    let e2e = &report.pipeline.e2e_latency;
+    for (label, value, colour) in [("p50", e2e.p50_ms, COMPLETED), ("p99", e2e.p99_ms, MARKER)] {
+        if e2e.count == 0 {
+            break;
+        }
+        chart
+            .draw_series(std::iter::once(PathElement::new(vec![(value, 0.0), (value, y_max)], colour.stroke_width(2))))?
+            .label(format!("{label} {value:.0} ms"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+    }
+    if e2e.count > 0 {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FONT, 13))
+            .draw()?;
+    }
+    Ok(())
+}
+
+fn latency_cdf<DB: DrawingBackend>(report: &Report, area: &DrawingArea<DB, Shift>) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let points = &report.e2e_cdf;
+    let x_max = points.last().map_or(1.0, |p| p.0).max(1.0);
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("End-to-end latency CDF: {}", subtitle(report)), (FONT, 18))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_max, 0.0..100.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("latency (ms)")
+        .y_desc("images at or under (%)")
+        .x_label_formatter(&|x| whole(*x))
+        .y_label_formatter(&|y| whole(*y))
+        .label_style((FONT, 13))
+        .light_line_style(WHITE)
+        .draw()?;
+    chart.draw_series(LineSeries::new(points.iter().map(|&(ms, q)| (ms, q * 100.0)), UPLOADED.stroke_width(2)))?;
+    Ok(())
+}
+
+fn throughput<DB: DrawingBackend>(report: &Report, area: &DrawingArea<DB, Shift>) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let s = &report.series;
+    let seconds = |i: usize| (i as u64 * s.bucket_ms) as f64 / 1000.0;
+    let x_max = seconds(s.uploaded.len()).max(0.001);
+    let peak = s.uploaded.iter().chain(&s.completed).copied().max().unwrap_or(0);
+    let y_max = (s.rate(peak) * 1.3).max(1.0); // room for the legend
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("Throughput per {} ms: {}", s.bucket_ms, subtitle(report)), (FONT, 18))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since start")
+        .y_desc("images/s")
+        .x_label_formatter(&|x| seconds_label(*x, x_max))
+        .y_label_formatter(&|y| whole(*y))
+        .label_style((FONT, 13))
+        .light_line_style(WHITE)
+        .draw()?;
+    for (label, counts, colour) in
+        [("uploaded", &s.uploaded, UPLOADED), ("completed (DONE or FAILED)", &s.completed, COMPLETED)]
+    {
+        // Steps: each bucket's rate held across its width.
+        let steps =
+            counts.iter().enumerate().flat_map(|(i, &c)| [(seconds(i), s.rate(c)), (seconds(i + 1), s.rate(c))]);
+        chart
+            .draw_series(LineSeries::new(steps, colour.stroke_width(2)))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font((FONT, 13))
+        .draw()?;
+    Ok(())
+}
+
+fn in_flight<DB: DrawingBackend>(report: &Report, area: &DrawingArea<DB, Shift>) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let s = &report.series;
+    let seconds = |i: usize| (i as u64 * s.bucket_ms) as f64 / 1000.0;
+    let x_max = seconds(s.in_flight.len()).max(0.001);
+    let y_max = (s.in_flight.iter().copied().max().unwrap_or(0) as f64 * 1.15).max(1.0);
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("Images accepted, not yet final: {}", subtitle(report)), (FONT, 18))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since start")
+        .y_desc("images in flight")
+        .x_label_formatter(&|x| seconds_label(*x, x_max))
+        .y_label_formatter(&|y| whole(*y))
+        .label_style((FONT, 13))
+        .light_line_style(WHITE)
+        .draw()?;
+    let points = s.in_flight.iter().enumerate().map(|(i, &n)| (seconds(i + 1), n as f64));
+    let start = std::iter::once((0.0, 0.0));
+    chart.draw_series(
+        AreaSeries::new(start.chain(points), 0.0, UPLOADED.mix(0.35)).border_style(UPLOADED.stroke_width(2)),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,453 @@
+//! The report: every figure of a run with its parameters ([`Report`], written as `report.json`),
+//! the same as tables a person reads (`report.md`), the plots, and [`compare`] of two runs.
+
+use crate::config::{Load, Mode};
+use crate::cost::CostEstimate;
+use crate::drain::Stages;
+use crate::plot;
+use crate::stats::{Bin, Percentiles, Series};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Everything a run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Version of the loadtest that ran.
+    pub loadtest_version: String,
+    /// When the upload phase started, ms since the Unix epoch.
+    pub started_unix_ms: u64,
+    /// What was driven.
+    pub target: TargetInfo,
+    /// How it was driven.
+    pub parameters: Parameters,
+    /// The upload phase.
+    pub uploads: UploadFigures,
+    /// What became of the accepted uploads.
+    pub pipeline: PipelineFigures,
+    /// How far the target's clock is ahead of ours (server timestamps are shifted by it on the
+    /// time axis).
+    pub clock_offset_ms: i64,
+    /// Uploaded, completed and in-flight images over time.
+    pub series: Series,
+    /// End-to-end latency histogram (the plot's bars).
+    pub e2e_histogram: Vec<Bin>,
+    /// End-to-end latency CDF: `(ms, fraction)` points.
+    pub e2e_cdf: Vec<(f64, f64)>,
+    /// What a million images would cost on AWS.
+    pub cost: CostEstimate,
+}
+
+/// The target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    /// Its base URL.
+    pub url: String,
+    /// Its version, as `GET /healthz` reports it (absent when it does not say).
+    pub version: Option<String>,
+}
+
+/// The run's parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Parameters {
+    /// Images planned.
+    pub images: u64,
+    /// Upload mode.
+    pub mode: Mode,
+    /// Closed or open loop.
+    pub load: Load,
+    /// Where the bodies came from.
+    pub inputs: String,
+    /// Fraction of hostile inputs.
+    pub hostile: f64,
+    /// Seed.
+    pub seed: u64,
+    /// Preset asked for (the target's default when absent).
+    pub preset: Option<String>,
+    /// Cap on the upload phase, in seconds.
+    pub duration_s: Option<f64>,
+    /// Cap on the drain, in seconds.
+    pub drain_timeout_s: f64,
+    /// Whether the run waited for the images to finish (`--no-drain` turns it off).
+    #[serde(default = "yes")]
+    pub drain: bool,
+    /// Files per presign request.
+    pub presign_batch: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The upload phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadFigures {
+    /// Uploads started.
+    pub attempted: u64,
+    /// Uploads the target accepted (202, or 200 to a signed PUT).
+    pub accepted: u64,
+    /// Uploads refused or failed.
+    pub refused: u64,
+    /// Refusals by reason (`http_503_unavailable`, `timeout`, …).
+    pub refusals: BTreeMap<String, u64>,
+    /// Bytes accepted.
+    pub accepted_bytes: u64,
+    /// From the first start to the last answer, in seconds.
+    pub elapsed_s: f64,
+    /// Accepted uploads per second.
+    pub per_s: f64,
+    /// Latency of accepted uploads: due → answered (the signed PUT for presigned ones).
+    pub latency: Percentiles,
+    /// Presign requests made.
+    pub presign_requests: u64,
+    /// Presign requests that failed.
+    pub presign_failures: u64,
+    /// Latency of presign requests.
+    pub presign_latency: Percentiles,
+    /// Slots reserved but never uploaded to (the run stopped first).
+    pub unused_slots: u64,
+}
+
+/// What became of the accepted uploads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineFigures {
+    /// Accepted uploads (= completed + failed + lost + unchecked).
+    pub uploaded: u64,
+    /// DONE.
+    pub completed: u64,
+    /// FAILED.
+    pub failed: u64,
+    /// Never final within the drain timeout.
+    pub lost: u64,
+    /// Not waited for (`--no-drain`: the upload path alone was measured).
+    #[serde(default)]
+    pub unchecked: u64,
+    /// FAILED images by error kind.
+    pub failures_by_kind: BTreeMap<String, u64>,
+    /// Outcome (`done`, `failed:KIND`, `lost`) counts by input kind.
+    pub outcomes_by_input: BTreeMap<String, BTreeMap<String, u64>>,
+    /// DONE or FAILED images per second, over `span_s`.
+    pub finished_per_s: f64,
+    /// From the first accepted upload to the last final record, in seconds (server clock).
+    pub span_s: f64,
+    /// How long the drain waited after the last upload, in seconds.
+    pub drain_s: f64,
+    /// Listing requests the drain made.
+    pub drain_requests: u64,
+    /// Listing requests that failed and were retried.
+    pub drain_errors: u64,
+    /// End-to-end latency: accepted (`created_ms`) → DONE/FAILED (`finished_ms`).
+    pub e2e_latency: Percentiles,
+    /// Accepted → processing started.
+    pub queue_wait: Percentiles,
+    /// Processing started → final.
+    pub processing: Percentiles,
+    /// Mean stage times of DONE images, in ms.
+    pub stage_mean_ms: Stages,
+    /// Some of the lost ids (at most 20), to look up.
+    pub lost_ids: Vec<String>,
+}
+
+/// The report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// A file or folder could not be written.
+    #[error("cannot write {path}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A plot could not be drawn.
+    #[error("cannot draw {path}: {message}")]
+    Plot {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A report could not be read back (compare).
+    #[error("{path} is not a loadtest report: {message}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The plots every report has, by file stem.
+pub const PLOTS: [&str; 4] = ["latency_histogram", "latency_cdf", "throughput", "in_flight"];
+
+impl Report {
+    /// Writes `report.json`, `report.md` and each plot as SVG and PNG into `dir` (created if
+    /// needed); the paths written.
+    pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, WriteError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| WriteError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let json = dir.join("report.json");
+        let text = serde_json::to_string_pretty(self).expect("a report serializes");
+        std::fs::write(&json, text).map_err(io(&json))?;
+        let md = dir.join("report.md");
+        std::fs::write(&md, self.markdown()).map_err(io(&md))?;
+        let mut written = vec![json, md];
+        written.extend(plot::write_all(self, dir)?);
+        Ok(written)
+    }
+
+    /// Reads a `report.json`.
+    pub fn read(path: &Path) -> Result<Self, WriteError> {
+        let read = |message: String| WriteError::Read { path: path.to_path_buf(), message };
+        let text = std::fs::read_to_string(path).map_err(|e| read(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| read(e.to_string()))
+    }
+
+    /// The report as Markdown tables.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let (u, p) = (&self.uploads, &self.pipeline);
+        let version = self.target.version.as_deref().unwrap_or("not reported");
+        let _ = writeln!(md, "# imgpipe load test\n");
+        let _ = writeln!(
+            md,
+            "Target `{}` (version: {version}), started {}.\n",
+            self.target.url,
+            rfc3339(self.started_unix_ms)
+        );
+        let _ = writeln!(md, "| parameter | value |\n|---|---|");
+        let params = &self.parameters;
+        let rows = [
+            ("images", params.images.to_string()),
+            ("mode", params.mode.to_string()),
+            ("load", params.load.to_string()),
+            ("inputs", params.inputs.clone()),
+            ("hostile inputs", format!("{:.1} %", params.hostile * 100.0)),
+            ("preset", params.preset.clone().unwrap_or_else(|| "(target default)".into())),
+            ("seed", params.seed.to_string()),
+            ("presign batch", params.presign_batch.to_string()),
+            ("duration cap", params.duration_s.map_or_else(|| "none".into(), |s| format!("{s} s"))),
+            ("drain timeout", if params.drain { format!("{} s", params.drain_timeout_s) } else { "no drain".into() }),
+        ];
+        for (name, value) in rows {
+            let _ = writeln!(md, "| {name} | {value} |");
+        }
+
+        let _ = writeln!(md, "\n## Uploads\n\n| figure | value |\n|---|---|");
+        let _ = writeln!(md, "| accepted | {} of {} ({} refused) |", u.accepted, u.attempted, u.refused);
+        let _ = writeln!(md, "| **uploads/s** | **{:.1}** |", u.per_s);
+        let _ = writeln!(md, "| bytes accepted | {:.1} MB |", u.accepted_bytes as f64 / 1e6);
+        let _ = writeln!(md, "| upload phase | {:.2} s |", u.elapsed_s);
+        let _ = writeln!(md, "| upload latency p50 / p90 / p99 / max | {} |", ms4(&u.latency));
+        if u.presign_requests > 0 {
+            let _ = writeln!(md, "| presign requests (failed) | {} ({}) |", u.presign_requests, u.presign_failures);
+            let _ = writeln!(md, "| presign latency p50 / p90 / p99 / max | {} |", ms4(&u.presign_latency));
+            let _ = writeln!(md, "| slots reserved, never used | {} |", u.unused_slots);
+        }
+        for (reason, count) in &u.refusals {
+            let _ = writeln!(md, "| refused: {reason} | {count} |");
+        }
+
+        if !params.drain {
+            let _ = writeln!(
+                md,
+                "\n## Pipeline\n\nNot measured: the run did not wait for its {} images (`--no-drain`), \
+                 only the upload path was.\n\n## Plots\n\n![throughput](throughput.png)",
+                p.unchecked
+            );
+            return md;
+        }
+        let _ = writeln!(md, "\n## Pipeline\n\n| figure | value |\n|---|---|");
+        let _ = writeln!(
+            md,
+            "| uploaded = completed + failed + lost | {} = {} + {} + {} |",
+            p.uploaded, p.completed, p.failed, p.lost
+        );
+        let _ = writeln!(
+            md,
+            "| **finished images/s** (DONE or FAILED) | **{:.1}** over {:.2} s |",
+            p.finished_per_s, p.span_s
+        );
+        let _ = writeln!(md, "| **end-to-end latency** p50 / p90 / p99 / max | **{}** |", ms4(&p.e2e_latency));
+        let _ = writeln!(md, "| queue wait p50 / p90 / p99 / max | {} |", ms4(&p.queue_wait));
+        let _ = writeln!(md, "| processing p50 / p90 / p99 / max | {} |", ms4(&p.processing));
+        let s = &p.stage_mean_ms;
+        let _ = writeln!(
+            md,
+            "| mean stages: decode / resize / watermark / encode / store | {:.1} / {:.1} / {:.1} / {:.1} / {:.1} ms |",
+            s.decode, s.resize, s.watermark, s.encode, s.store
+        );
+        let _ = writeln!(
+            md,
+            "| drain after the last upload | {:.2} s ({} listing requests, {} failed) |",
+            p.drain_s, p.drain_requests, p.drain_errors
+        );
+        if !p.lost_ids.is_empty() {
+            let _ = writeln!(md, "| lost (some ids) | {} |", p.lost_ids.join(", "));
+        }
+
+        if !p.failures_by_kind.is_empty() {
+            let _ = writeln!(md, "\n## Failures by kind\n\n| kind | images |\n|---|---|");
+            for (kind, count) in &p.failures_by_kind {
+                let _ = writeln!(md, "| {kind} | {count} |");
+            }
+        }
+        let _ = writeln!(md, "\n## Outcomes by input\n\n| input | outcome | images |\n|---|---|---|");
+        for (input, outcomes) in &p.outcomes_by_input {
+            for (outcome, count) in outcomes {
+                let _ = writeln!(md, "| {input} | {outcome} | {count} |");
+            }
+        }
+
+        let c = &self.cost;
+        let _ = writeln!(md, "\n## Cost per million images on AWS (estimate)\n");
+        let _ = writeln!(
+            md,
+            "From {:.1} ms of processing per image, {:.0} KB originals, {:.1} renditions ({:.0} KB together), \
+             {:.0} B records, {:.0} % presigned; processor at {} MB; us-east-1 list prices \
+             (see loadtest/README.md for the model).\n",
+            c.inputs.processing_ms,
+            c.inputs.original_bytes / 1e3,
+            c.inputs.renditions,
+            c.inputs.rendition_bytes / 1e3,
+            c.inputs.record_bytes,
+            c.inputs.presigned_fraction * 100.0,
+            c.model.lambda_memory_mb
+        );
+        let _ = writeln!(md, "| service | item | quantity | USD |\n|---|---|---:|---:|");
+        for line in &c.lines {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} {} | {:.4} |",
+                line.service,
+                line.item,
+                count(line.quantity),
+                line.unit,
+                line.usd
+            );
+        }
+        let _ = writeln!(md, "| **total** | | | **{:.2}** |", c.total_usd);
+        let _ = writeln!(
+            md,
+            "\nStoring a million images (originals and renditions) in S3 Standard: {:.2} USD a month.",
+            c.storage_usd_per_month
+        );
+
+        let _ = writeln!(md, "\n## Plots\n");
+        for name in PLOTS {
+            let _ = writeln!(md, "![{name}]({name}.png)");
+        }
+        md
+    }
+}
+
+/// A side-by-side table of two runs, with the change from `a` to `b`.
+pub fn compare(a: &Report, b: &Report) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "| figure | A | B | change |\n|---|---:|---:|---:|");
+    let text = |name: &str, a: String, b: String| format!("| {name} | {a} | {b} | |\n");
+    md.push_str(&text("target", a.target.url.clone(), b.target.url.clone()));
+    md.push_str(&text("mode", a.parameters.mode.to_string(), b.parameters.mode.to_string()));
+    md.push_str(&text("load", a.parameters.load.to_string(), b.parameters.load.to_string()));
+    md.push_str(&text("inputs", a.parameters.inputs.clone(), b.parameters.inputs.clone()));
+    type Figure = fn(&Report) -> f64;
+    let rows: [(&str, Figure); 14] = [
+        ("images uploaded", |r| r.pipeline.uploaded as f64),
+        ("uploads/s", |r| r.uploads.per_s),
+        ("finished images/s", |r| r.pipeline.finished_per_s),
+        ("e2e latency p50 (ms)", |r| r.pipeline.e2e_latency.p50_ms),
+        ("e2e latency p90 (ms)", |r| r.pipeline.e2e_latency.p90_ms),
+        ("e2e latency p99 (ms)", |r| r.pipeline.e2e_latency.p99_ms),
+        ("e2e latency max (ms)", |r| r.pipeline.e2e_latency.max_ms),
+        ("upload latency p50 (ms)", |r| r.uploads.latency.p50_ms),
+        ("upload latency p99 (ms)", |r| r.uploads.latency.p99_ms),
+        ("processing per image, mean (ms)", |r| r.cost.inputs.processing_ms),
+        ("completed", |r| r.pipeline.completed as f64),
+        ("failed", |r| r.pipeline.failed as f64),
+        ("lost", |r| r.pipeline.lost as f64),
+        ("cost per million images (USD)", |r| r.cost.total_usd),
+    ];
+    for (name, figure) in rows {
+        let (x, y) = (figure(a), figure(b));
+        let change = if x == 0.0 {
+            if y == 0.0 { "0 %".to_owned() } else { "new".to_owned() }
+        } else {
+            format!("{:+.1} %", (y - x) / x * 100.0)
+        };
+        let _ = writeln!(md, "| {name} | {} | {} | {change} |", number(x), number(y));
+    }
+    md
+}
+
+fn ms4(p: &Percentiles) -> String {
+    format!("{} / {} / {} / {} ms", number(p.p50_ms), number(p.p90_ms), number(p.p99_ms), number(p.max_ms))
+}
+
+/// A figure with as many decimals as its size deserves.
+fn number(x: f64) -> String {
+    if (x == x.trunc() && x.abs() < 1e15) || x.abs() >= 100.0 {
+        format!("{x:.0}")
+    } else if x.abs() >= 1.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+/// A count with thousands separators (`1,200,000`), fractions kept when small.
+fn count(x: f64) -> String {
+    if x < 100.0 && x != x.trunc() {
+        return format!("{x:.2}");
+    }
+    let digits = format!("{:.0}", x);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `ms` since the Unix epoch as RFC 3339 UTC (civil date by H. Hinnant's algorithm).
+fn rfc3339(ms: u64) -> String {
+    let (days, rest) = ((ms / 86_400_000) as i64, ms % 86_400_000);
+    let z = days + 719_468;
+    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (rest / 3_600_000, rest / 60_000 % 60, rest / 1000 % 60);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(number(2000.0), "2000");
+        assert_eq!(number(1234.56), "1235");
+        assert_eq!(number(12.345), "12.3");
+        assert_eq!(number(0.0634), "0.063");
+        assert_eq!(count(1_200_000.0), "1,200,000");
+        assert_eq!(count(999.0), "999");
+        assert_eq!(count(2.5), "2.50");
+    }
+
+    #[test]
+    fn dates_are_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_709_210_096_789), "2024-02-29T12:34:56Z");
+    }
+}
