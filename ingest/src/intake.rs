@@ -8,6 +8,7 @@ use bytes::Bytes;
 use imgpipe_core::InputFormat;
 use imgpipe_core::event::S3Notification;
 use imgpipe_core::ports::{ObjectInfo, ObjectMeta};
+use imgpipe_core::preset::DEFAULT_PRESET;
 use imgpipe_core::record::{MetadataRecord, Source, now_ms};
 use imgpipe_core::seams::{ImageId, ObjectRef, Status};
 use std::collections::BTreeMap;
@@ -62,10 +63,13 @@ async fn put_original(
     content_type: &str,
     preset: &str,
 ) -> Result<ObjectInfo, ApiError> {
-    let meta = ObjectMeta {
-        content_type: content_type.to_owned(),
-        metadata: BTreeMap::from([(PRESET_META.to_owned(), preset.to_owned())]),
+    // Only what differs from the defaults travels: an absent preset means the default one (a
+    // local original with nothing else to say needs no metadata file, and fsyncs half as often).
+    let metadata = match preset {
+        DEFAULT_PRESET => BTreeMap::new(),
+        other => BTreeMap::from([(PRESET_META.to_owned(), other.to_owned())]),
     };
+    let meta = ObjectMeta { content_type: content_type.to_owned(), metadata };
     Ok(state.objects.put(key, bytes, &meta).await?)
 }
 

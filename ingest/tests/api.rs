@@ -127,7 +127,9 @@ async fn a_raw_upload_is_stored_recorded_pending_and_queued() {
     let (bytes, info) = app.backend.objects.get(&record.source.key).await.unwrap();
     assert_eq!(&bytes[..], JPEG);
     assert_eq!(info.etag, record.source.etag);
-    assert_eq!(info.meta.metadata.get("preset").map(String::as_str), Some(DEFAULT_PRESET));
+    // The default preset goes without saying; another one travels with the original.
+    assert_eq!(info.meta.metadata.get("preset"), None);
+    assert_eq!(info.meta.content_type, "image/jpeg");
     assert_eq!(app.queue().await.visible, 1);
 
     let message = &app.backend.queue.receive(10, Duration::from_secs(30)).await.unwrap()[0];
