@@ -140,6 +140,17 @@ impl DynamoMetadataStore {
         .into())
     }
 
+    /// A query of the [`BY_STATUS`] index for the records with `status`.
+    fn by_status(&self, status: Status) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_STATUS)
+            .key_condition_expression("#status = :status")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status.as_str()))
+    }
+
     /// One page of one status, newest first, after `after` (a `(created_key, id)` pair).
     async fn query_status(
         &self,
@@ -155,13 +166,7 @@ impl DynamoMetadataStore {
             ])
         });
         let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(BY_STATUS)
-            .key_condition_expression("#status = :status")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", s(status.as_str()))
+            .by_status(status)
             .scan_index_forward(false)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
@@ -178,13 +183,7 @@ impl DynamoMetadataStore {
         let mut start = None;
         loop {
             let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(BY_STATUS)
-                .key_condition_expression("#status = :status")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":status", s(status.as_str()))
+                .by_status(status)
                 .select(Select::Count)
                 .set_exclusive_start_key(start)
                 .send()
@@ -350,14 +349,8 @@ impl MetadataStore for DynamoMetadataStore {
         let mut start = None;
         loop {
             let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(BY_STATUS)
-                .key_condition_expression("#status = :status")
-                .expression_attribute_names("#status", "status")
+                .by_status(Status::Failed)
                 .expression_attribute_names("#error", "error")
-                .expression_attribute_values(":status", s(Status::Failed.as_str()))
                 .projection_expression("#error")
                 .set_exclusive_start_key(start)
                 .send()
