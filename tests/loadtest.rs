@@ -3,43 +3,14 @@
 //! must add up (completed + failed + lost = uploaded, nothing lost), count the hostile inputs as
 //! failures of the right kind, order its percentiles, and write its plots.
 
+#[path = "support/server.rs"]
+mod server;
+
 use loadtest::report::PLOTS;
 use loadtest::{Inputs, Load, Mode, Report, RunConfig, Size};
-use std::io::{BufRead, BufReader};
+use server::Server;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-/// A running `imgpipe serve` over a temp data dir, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    _data: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Server {
-        let data = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--data", data.path().to_str().unwrap(), "--workers", "2"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base = line.split_whitespace().find(|w| w.starts_with("http://")).expect("the listening line").to_owned();
-        Server { child, base, _data: data }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 const IMAGES: u64 = 240;
 
@@ -115,7 +86,7 @@ fn assert_consistent(report: &Report, out: &Path) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn direct_uploads_in_a_closed_loop_add_up() {
-    let server = Server::start();
+    let server = Server::in_temp_dir();
     let out = tempfile::tempdir().unwrap();
     let report =
         loadtest::run(config(&server, Mode::Direct, Load::Closed { concurrency: 16 }, out.path())).await.unwrap();
@@ -126,7 +97,7 @@ async fn direct_uploads_in_a_closed_loop_add_up() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn presigned_uploads_in_a_closed_loop_add_up() {
-    let server = Server::start();
+    let server = Server::in_temp_dir();
     let out = tempfile::tempdir().unwrap();
     let report =
         loadtest::run(config(&server, Mode::Presigned, Load::Closed { concurrency: 16 }, out.path())).await.unwrap();
@@ -139,7 +110,7 @@ async fn presigned_uploads_in_a_closed_loop_add_up() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mixed_uploads_in_an_open_loop_add_up_and_compare() {
-    let server = Server::start();
+    let server = Server::in_temp_dir();
     let out = tempfile::tempdir().unwrap();
     let load = Load::Open { rate: 300.0, max_in_flight: 64 };
     let report = loadtest::run(config(&server, Mode::Mixed, load, out.path())).await.unwrap();

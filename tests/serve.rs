@@ -2,6 +2,8 @@
 //! The shared corpus through the API, a SIGKILL in the middle of 300 uploads, and every event
 //! delivered twice: every accepted image ends DONE or FAILED exactly once, nothing is orphaned.
 
+#[path = "support/server.rs"]
+mod server;
 mod support;
 
 use adapters::local::LocalBackend;
@@ -9,47 +11,11 @@ use imgpipe_core::event::S3Notification;
 use imgpipe_core::ports::{EventQueue, MetadataStore, ObjectStore};
 use imgpipe_core::seams::{ImageId, ObjectRef, Status};
 use serde_json::Value;
+use server::Server;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A running `imgpipe serve`, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(data: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--data", data.to_str().unwrap(), "--workers", "2"])
-            .args(["--lease-seconds", "3"])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base = line.split_whitespace().find(|w| w.starts_with("http://")).expect("the listening line").to_owned();
-        Server { child, base }
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap(); // SIGKILL: no chance to clean up
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()

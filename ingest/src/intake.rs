@@ -9,7 +9,7 @@ use imgpipe_core::InputFormat;
 use imgpipe_core::event::S3Notification;
 use imgpipe_core::ports::{ObjectInfo, ObjectMeta};
 use imgpipe_core::preset::DEFAULT_PRESET;
-use imgpipe_core::record::{MetadataRecord, Source, now_ms};
+use imgpipe_core::record::{MetadataRecord, Source, now_ms, rfc3339};
 use imgpipe_core::seams::{ImageId, ObjectRef, Status};
 use std::collections::BTreeMap;
 
@@ -86,35 +86,5 @@ async fn accept(state: &AppState, record: &MetadataRecord) -> Result<(), ApiErro
     match state.metadata.accept(record, &notification).await {
         Err(imgpipe_core::ports::MetadataError::Conflict { .. }) => Err(ApiError::AlreadyUploaded),
         other => Ok(other?),
-    }
-}
-
-/// `ms` since the Unix epoch as RFC 3339 UTC with milliseconds, as S3 writes `eventTime`.
-pub(crate) fn rfc3339(ms: u64) -> String {
-    let (days, rest) = ((ms / 86_400_000) as i64, ms % 86_400_000);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm, proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s, milli) = (rest / 3_600_000, rest / 60_000 % 60, rest / 1000 % 60, rest % 1000);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_rfc3339_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(rfc3339(1_767_225_599_999), "2025-12-31T23:59:59.999Z");
-        assert_eq!(rfc3339(1_709_210_096_789), "2024-02-29T12:34:56.789Z");
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::report::{PLOTS, Report, WriteError};
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use std::path::{Path, PathBuf};
@@ -97,6 +98,53 @@ fn subtitle(report: &Report) -> String {
     format!("{} images, {}, {}", report.pipeline.uploaded, p.mode, p.load)
 }
 
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A chart over `area` in the report's look, from 0 to each axis' maximum, its mesh drawn with
+/// the axes' descriptions; x labels by `x_label`, y labels whole numbers.
+fn chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    caption: String,
+    (x_max, x_desc): (f64, &str),
+    (y_max, y_desc): (f64, &str),
+    x_label: &dyn Fn(&f64) -> String,
+) -> Result<Chart<'a, DB>, Box<dyn std::error::Error + Send + Sync>>
+where
+    DB::ErrorType: 'static,
+{
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, 18))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(x_label)
+        .y_label_formatter(&|y| whole(*y))
+        .label_style((FONT, 13))
+        .light_line_style(WHITE)
+        .draw()?;
+    Ok(chart)
+}
+
+/// The series' labels, boxed in the upper right corner.
+fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut Chart<'a, DB>) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font((FONT, 13))
+        .draw()?;
+    Ok(())
+}
+
 fn latency_histogram<DB: DrawingBackend>(report: &Report, area: &DrawingArea<DB, Shift>) -> DrawResult
 where
     DB::ErrorType: 'static,
@@ -104,21 +152,13 @@ where
     let bins = &report.e2e_histogram;
     let x_max = bins.last().map_or(1.0, |b| b.hi_ms).max(1.0);
     let y_max = bins.iter().map(|b| b.count).max().unwrap_or(0).max(1) as f64 * 1.3; // room for the legend
-    let mut chart = ChartBuilder::on(area)
-        .caption(format!("End-to-end latency (accepted → DONE/FAILED): {}", subtitle(report)), (FONT, 18))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(64)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("latency (ms)")
-        .y_desc("images")
-        .x_label_formatter(&|x| whole(*x))
-        .y_label_formatter(&|y| whole(*y))
-        .label_style((FONT, 13))
-        .light_line_style(WHITE)
-        .draw()?;
+    let mut chart = chart(
+        area,
+        format!("End-to-end latency (accepted → DONE/FAILED): {}", subtitle(report)),
+        (x_max, "latency (ms)"),
+        (y_max, "images"),
+        &|x| whole(*x),
+    )?;
     chart.draw_series(
         bins.iter().map(|b| Rectangle::new([(b.lo_ms, 0.0), (b.hi_ms, b.count as f64)], UPLOADED.mix(0.75).filled())),
     )?;
@@ -133,13 +173,7 @@ where
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
     }
     if e2e.count > 0 {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font((FONT, 13))
-            .draw()?;
+        legend(&mut chart)?;
     }
     Ok(())
 }
@@ -150,21 +184,13 @@ where
 {
     let points = &report.e2e_cdf;
     let x_max = points.last().map_or(1.0, |p| p.0).max(1.0);
-    let mut chart = ChartBuilder::on(area)
-        .caption(format!("End-to-end latency CDF: {}", subtitle(report)), (FONT, 18))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(64)
-        .build_cartesian_2d(0.0..x_max, 0.0..100.0)?;
-    chart
-        .configure_mesh()
-        .x_desc("latency (ms)")
-        .y_desc("images at or under (%)")
-        .x_label_formatter(&|x| whole(*x))
-        .y_label_formatter(&|y| whole(*y))
-        .label_style((FONT, 13))
-        .light_line_style(WHITE)
-        .draw()?;
+    let mut chart = chart(
+        area,
+        format!("End-to-end latency CDF: {}", subtitle(report)),
+        (x_max, "latency (ms)"),
+        (100.0, "images at or under (%)"),
+        &|x| whole(*x),
+    )?;
     chart.draw_series(LineSeries::new(points.iter().map(|&(ms, q)| (ms, q * 100.0)), UPLOADED.stroke_width(2)))?;
     Ok(())
 }
@@ -178,21 +204,13 @@ where
     let x_max = seconds(s.uploaded.len()).max(0.001);
     let peak = s.uploaded.iter().chain(&s.completed).copied().max().unwrap_or(0);
     let y_max = (s.rate(peak) * 1.3).max(1.0); // room for the legend
-    let mut chart = ChartBuilder::on(area)
-        .caption(format!("Throughput per {} ms: {}", s.bucket_ms, subtitle(report)), (FONT, 18))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(64)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds since start")
-        .y_desc("images/s")
-        .x_label_formatter(&|x| seconds_label(*x, x_max))
-        .y_label_formatter(&|y| whole(*y))
-        .label_style((FONT, 13))
-        .light_line_style(WHITE)
-        .draw()?;
+    let mut chart = chart(
+        area,
+        format!("Throughput per {} ms: {}", s.bucket_ms, subtitle(report)),
+        (x_max, "seconds since start"),
+        (y_max, "images/s"),
+        &|x| seconds_label(*x, x_max),
+    )?;
     for (label, counts, colour) in
         [("uploaded", &s.uploaded, UPLOADED), ("completed (DONE or FAILED)", &s.completed, COMPLETED)]
     {
@@ -204,13 +222,7 @@ where
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font((FONT, 13))
-        .draw()?;
+    legend(&mut chart)?;
     Ok(())
 }
 
@@ -222,21 +234,13 @@ where
     let seconds = |i: usize| (i as u64 * s.bucket_ms) as f64 / 1000.0;
     let x_max = seconds(s.in_flight.len()).max(0.001);
     let y_max = (s.in_flight.iter().copied().max().unwrap_or(0) as f64 * 1.15).max(1.0);
-    let mut chart = ChartBuilder::on(area)
-        .caption(format!("Images accepted, not yet final: {}", subtitle(report)), (FONT, 18))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(64)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds since start")
-        .y_desc("images in flight")
-        .x_label_formatter(&|x| seconds_label(*x, x_max))
-        .y_label_formatter(&|y| whole(*y))
-        .label_style((FONT, 13))
-        .light_line_style(WHITE)
-        .draw()?;
+    let mut chart = chart(
+        area,
+        format!("Images accepted, not yet final: {}", subtitle(report)),
+        (x_max, "seconds since start"),
+        (y_max, "images in flight"),
+        &|x| seconds_label(*x, x_max),
+    )?;
     let points = s.in_flight.iter().enumerate().map(|(i, &n)| (seconds(i + 1), n as f64));
     let start = std::iter::once((0.0, 0.0));
     chart.draw_series(

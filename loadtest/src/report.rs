@@ -6,6 +6,7 @@ use crate::cost::CostEstimate;
 use crate::drain::Stages;
 use crate::plot;
 use crate::stats::{Bin, Percentiles, Series};
+use imgpipe_core::record::rfc3339;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -415,21 +416,6 @@ fn count(x: f64) -> String {
     out
 }
 
-/// `ms` since the Unix epoch as RFC 3339 UTC (civil date by H. Hinnant's algorithm).
-fn rfc3339(ms: u64) -> String {
-    let (days, rest) = ((ms / 86_400_000) as i64, ms % 86_400_000);
-    let z = days + 719_468;
-    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s) = (rest / 3_600_000, rest / 60_000 % 60, rest / 1000 % 60);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,11 +429,5 @@ mod tests {
         assert_eq!(count(1_200_000.0), "1,200,000");
         assert_eq!(count(999.0), "999");
         assert_eq!(count(2.5), "2.50");
-    }
-
-    #[test]
-    fn dates_are_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_709_210_096_789), "2024-02-29T12:34:56Z");
     }
 }
