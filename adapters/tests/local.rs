@@ -165,27 +165,45 @@ async fn hostile_keys_cannot_escape_the_root() {
 }
 
 #[tokio::test]
-async fn sidecars_and_temporary_files_are_not_listed() {
+async fn metadata_files_and_temporary_files_are_not_listed() {
     let (_dir, backend) = open();
     let meta = ObjectMeta { content_type: "image/png".into(), metadata: [("preset".into(), "x".into())].into() };
     backend.objects.put("a/b.png", Bytes::from_static(b"png"), &meta).await.unwrap();
     std::fs::write(backend.objects.root().join("a/.imgpipe-tmp-leftover"), b"partial").unwrap();
+    std::fs::create_dir_all(backend.objects.root().join(".imgpipe-meta/a")).unwrap();
+    std::fs::write(backend.objects.root().join(".imgpipe-meta/a/c.png.json"), b"{}").unwrap();
     assert_eq!(backend.objects.list("").await.unwrap(), vec!["a/b.png".to_owned()]);
-    assert!(backend.objects.root().join(".imgpipe-meta/a/b.png.json").is_file());
 }
 
 #[tokio::test]
-async fn an_object_the_key_describes_has_no_sidecar_and_an_overwrite_drops_a_stale_one() {
+async fn metadata_travels_with_the_bytes_and_an_overwrite_without_any_drops_it() {
     let (_dir, backend) = open();
-    let sidecar = backend.objects.root().join(".imgpipe-meta/r/x.webp.json");
     let tagged = ObjectMeta { content_type: "image/webp".into(), metadata: [("k".into(), "v".into())].into() };
-    backend.objects.put("r/x.webp", Bytes::from_static(b"1"), &tagged).await.unwrap();
-    assert!(sidecar.is_file());
+    let info = backend.objects.put("r/x.webp", Bytes::from_static(b"1"), &tagged).await.unwrap();
+    assert_eq!(backend.objects.head("r/x.webp").await.unwrap(), info);
     let plain = ObjectMeta { content_type: "image/webp".into(), ..ObjectMeta::default() };
     let info = backend.objects.put("r/x.webp", Bytes::from_static(b"22"), &plain).await.unwrap();
-    assert!(!sidecar.exists() && !sidecar.parent().unwrap().exists());
+    assert!(!backend.objects.root().join(".imgpipe-meta").join("r").exists(), "no sidecar left");
     assert_eq!(backend.objects.head("r/x.webp").await.unwrap(), info);
     assert_eq!(backend.objects.get("r/x.webp").await.unwrap().1, info);
+}
+
+#[tokio::test]
+async fn metadata_too_large_for_an_attribute_goes_to_a_sidecar_and_an_overwrite_drops_it() {
+    let (_dir, backend) = open();
+    // Over 64 KiB: no filesystem keeps an extended attribute this large.
+    let large = ObjectMeta { content_type: "image/png".into(), metadata: [("k".into(), "v".repeat(100_000))].into() };
+    let info = backend.objects.put("a/b.png", Bytes::from_static(b"png"), &large).await.unwrap();
+    let sidecar = backend.objects.root().join(".imgpipe-meta/a/b.png.json");
+    assert!(sidecar.is_file());
+    assert_eq!(backend.objects.head("a/b.png").await.unwrap(), info);
+    assert_eq!(backend.objects.get("a/b.png").await.unwrap().1, info);
+
+    // Small metadata again: the stale sidecar must not describe the new bytes.
+    let small = ObjectMeta { content_type: "image/png".into(), metadata: [("k".into(), "v".into())].into() };
+    let info = backend.objects.put("a/b.png", Bytes::from_static(b"png2"), &small).await.unwrap();
+    assert_eq!(backend.objects.head("a/b.png").await.unwrap(), info);
+    assert_eq!(backend.objects.get("a/b.png").await.unwrap().1, info);
 }
 
 #[tokio::test]
@@ -212,7 +230,7 @@ async fn a_key_cannot_be_an_object_and_a_prefix_but_deletes_free_the_name() {
 }
 
 #[tokio::test]
-async fn a_missing_sidecar_still_describes_the_bytes() {
+async fn a_file_without_metadata_is_described_by_its_bytes_and_name() {
     let (_dir, backend) = open();
     std::fs::create_dir_all(backend.objects.root().join("by")).unwrap();
     std::fs::write(backend.objects.root().join("by/hand.txt"), b"hello").unwrap();

@@ -1,6 +1,8 @@
 //! [`FsObjectStore`]: objects as plain files under a root directory (so a person can browse
-//! them), with an object's metadata in a JSON sidecar under `root/.imgpipe-meta/` when the key
-//! does not already say it all (renditions need none: their content type is their extension's).
+//! them). An object's metadata, when the key does not already say it all (renditions need none:
+//! their content type is their extension's), is JSON in an extended attribute of the object's
+//! own file, or in a sidecar file under `root/.imgpipe-meta/` where the filesystem has no user
+//! attributes.
 
 use crate::keys::{RESERVED_SEGMENT_PREFIX, validate_key};
 use async_trait::async_trait;
@@ -9,7 +11,7 @@ use imgpipe_core::ports::{BackendError, ObjectInfo, ObjectMeta, ObjectStore, Sto
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, ErrorKind, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// The directory under the root that holds the sidecars; keys cannot name it (see
@@ -44,8 +46,9 @@ fn implied_content_type(key: &str) -> &'static str {
 /// The local [`ObjectStore`]: a directory tree.
 ///
 /// Puts are atomic (a temporary file, fsynced, renamed over the object), so a reader sees the
-/// old bytes or the new ones. The sidecar is renamed into place just before the bytes, so
-/// during an overwrite of the same key a `head` may briefly pair the new metadata with the old
+/// old bytes or the new ones, with their metadata: the attribute is set on the temporary file
+/// and renamed with it. A sidecar (no user attributes) is renamed into place just before the
+/// bytes, so there a `head` during an overwrite may briefly pair the new metadata with the old
 /// bytes; `get` always computes the etag from the bytes it returns.
 ///
 /// Unlike S3, a key cannot be both an object and a prefix of other keys (`a` and `a/b`): such a
@@ -67,9 +70,9 @@ pub enum Durability {
     ProcessCrash,
 }
 
-/// What the sidecar of an object holds.
+/// An object's stored metadata (in its attribute or its sidecar).
 #[derive(Debug, Serialize, Deserialize)]
-struct Sidecar {
+struct Stored {
     content_type: String,
     metadata: BTreeMap<String, String>,
     size: u64,
@@ -90,6 +93,13 @@ impl FsObjectStore {
     /// The directory the objects live in.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The file that holds the bytes of `key` (which may not exist yet). For a caller that
+    /// wants the file itself, e.g. to hard-link it elsewhere instead of copying its bytes.
+    pub fn file_path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        validate_key(key)?;
+        Ok(self.object_path(key))
     }
 
     fn object_path(&self, key: &str) -> PathBuf {
@@ -135,26 +145,35 @@ impl ObjectStore for FsObjectStore {
             // leaves no sidecar behind.
             store.check_no_clash(&key)?;
             let durable = store.durability == Durability::PowerLoss;
-            let write = |path: &Path, bytes: &[u8]| {
-                write_atomically(path, bytes, durable).map_err(|e| io_error(&key, Op::Write, e))
-            };
+            let object = store.object_path(&key);
             if info.meta == default_meta(&key) {
-                // Nothing to say beyond the key: no sidecar (a file and a directory fewer per
-                // rendition), and none left over from an earlier version of this key.
-                write(&store.object_path(&key), &bytes)?;
+                // Nothing to say beyond the key: no attribute, no sidecar, and none left over
+                // from an earlier version of this key.
+                write_atomically(&object, &bytes, durable, |_| Ok(())).map_err(|e| io_error(&key, Op::Write, e))?;
                 store.remove_sidecar(&key)?;
-            } else {
-                let sidecar = Sidecar {
-                    content_type: info.meta.content_type.clone(),
-                    metadata: info.meta.metadata.clone(),
-                    size: info.size,
-                    etag: info.etag.clone(),
-                };
-                let sidecar_json = serde_json::to_vec(&sidecar).map_err(|e| {
-                    StoreError::Backend(BackendError::permanent(format!("serialising metadata of {key}"), e))
-                })?;
-                write(&store.sidecar_path(&key), &sidecar_json)?;
-                write(&store.object_path(&key), &bytes)?;
+                return Ok(info);
+            }
+            let stored = Stored {
+                content_type: info.meta.content_type.clone(),
+                metadata: info.meta.metadata.clone(),
+                size: info.size,
+                etag: info.etag.clone(),
+            };
+            let json = serde_json::to_vec(&stored).map_err(|e| {
+                StoreError::Backend(BackendError::permanent(format!("serialising metadata of {key}"), e))
+            })?;
+            let sidecar = store.sidecar_path(&key);
+            let mut in_sidecar = false;
+            write_atomically(&object, &bytes, durable, |file| {
+                if xattr::set(file, &json) {
+                    return Ok(());
+                }
+                in_sidecar = true;
+                write_atomically(&sidecar, &json, durable, |_| Ok(()))
+            })
+            .map_err(|e| io_error(&key, Op::Write, e))?;
+            if !in_sidecar {
+                store.remove_sidecar(&key)?;
             }
             Ok(info)
         })
@@ -165,9 +184,14 @@ impl ObjectStore for FsObjectStore {
         validate_key(key)?;
         let key = key.to_owned();
         self.blocking(move |store| {
-            let bytes = fs::read(store.object_path(&key)).map_err(|e| io_error(&key, Op::Read, e))?;
+            let read = |file: &mut File| {
+                let mut bytes = Vec::with_capacity(file.metadata()?.len() as usize);
+                file.read_to_end(&mut bytes).map(|_| bytes)
+            };
+            let mut file = File::open(store.object_path(&key)).map_err(|e| io_error(&key, Op::Read, e))?;
+            let bytes = read(&mut file).map_err(|e| io_error(&key, Op::Read, e))?;
             let meta =
-                store.read_sidecar(&key)?.map(|s| ObjectMeta { content_type: s.content_type, metadata: s.metadata });
+                store.stored(&key, &file)?.map(|s| ObjectMeta { content_type: s.content_type, metadata: s.metadata });
             let info = ObjectInfo {
                 key: key.clone(),
                 size: bytes.len() as u64,
@@ -184,22 +208,24 @@ impl ObjectStore for FsObjectStore {
         let key = key.to_owned();
         self.blocking(move |store| {
             let path = store.object_path(&key);
-            let stat = fs::metadata(&path).map_err(|e| io_error(&key, Op::Read, e))?;
+            let file = File::open(&path).map_err(|e| io_error(&key, Op::Read, e))?;
+            let stat = file.metadata().map_err(|e| io_error(&key, Op::Read, e))?;
             if !stat.is_file() {
                 return Err(StoreError::NotFound { key });
             }
-            match store.read_sidecar(&key)? {
-                Some(sidecar) if sidecar.size == stat.len() => Ok(ObjectInfo {
+            match store.stored(&key, &file)? {
+                Some(stored) if stored.size == stat.len() => Ok(ObjectInfo {
                     key,
-                    size: sidecar.size,
-                    etag: sidecar.etag,
-                    meta: ObjectMeta { content_type: sidecar.content_type, metadata: sidecar.metadata },
+                    size: stored.size,
+                    etag: stored.etag,
+                    meta: ObjectMeta { content_type: stored.content_type, metadata: stored.metadata },
                 }),
-                // No sidecar (a file put there by hand, or a crash between the two renames) or
-                // one that does not describe these bytes: describe the bytes themselves.
-                sidecar => {
+                // No metadata (a file put there by hand, or a crash between a sidecar's rename
+                // and the bytes') or metadata that does not describe these bytes: describe the
+                // bytes themselves.
+                stored => {
                     let bytes = fs::read(&path).map_err(|e| io_error(&key, Op::Read, e))?;
-                    let meta = sidecar.map_or_else(
+                    let meta = stored.map_or_else(
                         || default_meta(&key),
                         |s| ObjectMeta { content_type: s.content_type, metadata: s.metadata },
                     );
@@ -275,26 +301,38 @@ impl FsObjectStore {
         Ok(())
     }
 
-    fn read_sidecar(&self, key: &str) -> Result<Option<Sidecar>, StoreError> {
-        match fs::read(self.sidecar_path(key)) {
-            Ok(json) => serde_json::from_slice(&json).map(Some).map_err(|e| {
-                StoreError::Backend(BackendError::permanent(format!("metadata of {key} is unreadable"), e))
-            }),
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
-            Err(e) => Err(io_error(key, Op::Read, e)),
-        }
+    /// The metadata stored with `key`, whose file is open as `file`: its attribute, else its
+    /// sidecar, else none.
+    fn stored(&self, key: &str, file: &File) -> Result<Option<Stored>, StoreError> {
+        let json = match xattr::get(file) {
+            Some(json) => json,
+            None => match fs::read(self.sidecar_path(key)) {
+                Ok(json) => json,
+                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(None),
+                Err(e) => return Err(io_error(key, Op::Read, e)),
+            },
+        };
+        serde_json::from_slice(&json)
+            .map(Some)
+            .map_err(|e| StoreError::Backend(BackendError::permanent(format!("metadata of {key} is unreadable"), e)))
     }
 }
 
-/// What an object without a sidecar is described as.
+/// What an object stored without metadata is described as.
 fn default_meta(key: &str) -> ObjectMeta {
     ObjectMeta { content_type: implied_content_type(key).to_owned(), metadata: BTreeMap::new() }
 }
 
-/// Writes `bytes` to a temporary file next to `path` and renames it over `path`, so that `path`
-/// holds the old bytes or the new ones, even after a crash. When `durable`, the file is fsynced
-/// before the rename and the directory after it, so that this holds after a power loss too.
-fn write_atomically(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+/// Writes `bytes` to a temporary file next to `path`, runs `before_rename` on it, and renames it
+/// over `path`, so that `path` holds the old bytes or the new ones, even after a crash. When
+/// `durable`, the file is fsynced before the rename and the directory after it, so that this
+/// holds after a power loss too.
+fn write_atomically(
+    path: &Path,
+    bytes: &[u8],
+    durable: bool,
+    before_rename: impl FnOnce(&File) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = path.parent().ok_or_else(|| io::Error::new(ErrorKind::InvalidInput, "path has no parent"))?;
     let temp = dir.join(format!("{TEMP_PREFIX}{}", ulid::Ulid::generate()));
     // A concurrent delete may remove a directory that just became empty between our
@@ -310,6 +348,7 @@ fn write_atomically(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> 
     };
     let written = file
         .write_all(bytes)
+        .and_then(|()| before_rename(&file))
         .and_then(|()| if durable { file.sync_all() } else { Ok(()) })
         .and_then(|()| fs::rename(&temp, path));
     if let Err(e) = written {
@@ -318,6 +357,53 @@ fn write_atomically(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> 
         return Err(e);
     }
     if durable { File::open(dir)?.sync_all() } else { Ok(()) }
+}
+
+/// An object's metadata as an extended attribute of its own file, in the `user.` namespace that
+/// the file's owner may write.
+#[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+mod xattr {
+    use rustix::fs::{XattrFlags, fgetxattr, fsetxattr};
+    use rustix::io::Errno;
+    use std::fs::File;
+
+    const NAME: &str = "user.imgpipe.meta";
+
+    /// Sets the attribute; false where the filesystem keeps no user attributes (or none this
+    /// large), and the caller must keep the metadata elsewhere.
+    pub fn set(file: &File, value: &[u8]) -> bool {
+        fsetxattr(file, NAME, value, XattrFlags::empty()).is_ok()
+    }
+
+    /// The attribute's value, if the file has one.
+    pub fn get(file: &File) -> Option<Vec<u8>> {
+        let mut value = vec![0u8; 512];
+        loop {
+            match fgetxattr(file, NAME, &mut value[..]) {
+                Ok(len) => {
+                    value.truncate(len);
+                    return Some(value);
+                }
+                // Attribute values are 64 KiB at most.
+                Err(Errno::RANGE) if value.len() < 1 << 16 => value.resize(value.len() * 4, 0),
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+/// No extended attributes here: every object's metadata goes to a sidecar.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+mod xattr {
+    use std::fs::File;
+
+    pub fn set(_: &File, _: &[u8]) -> bool {
+        false
+    }
+
+    pub fn get(_: &File) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// Removes the now-empty directories between `path` and `base`, so that a deleted key leaves no
