@@ -327,7 +327,11 @@ async fn process_dir(args: ProcessArgs) -> Result<ExitCode> {
     let elapsed =
         last_final.map_or_else(|| started.elapsed(), |ms| Duration::from_millis(ms.saturating_sub(started_ms)));
 
-    let lines = export(&stack, uploads, &records, &args.out).await?;
+    // Renditions in a throwaway data directory are linked into OUT, not copied: no bytes move,
+    // and the files outlive the directory. Those of a kept `--data` are copied, so that editing
+    // an exported file cannot change a stored rendition.
+    let link = temp.is_some();
+    let lines = export(&stack, uploads, &records, &args.out, link).await?;
     if !stack.shutdown(Duration::from_secs(10)).await {
         eprintln!("warning: the pipeline was still busy at exit");
     }
@@ -382,12 +386,14 @@ async fn wait_until_final(
     Ok(records)
 }
 
-/// Copies each DONE image's renditions to OUT/<file>/ and builds the summary lines.
+/// Puts each DONE image's renditions in OUT/<file>/ (hard links to the stored files when `link`
+/// and the filesystem allows, copies otherwise) and builds the summary lines.
 async fn export(
     stack: &Stack,
     uploads: Vec<(PathBuf, Result<ImageId, ImageError>)>,
     records: &BTreeMap<ImageId, MetadataRecord>,
     out: &Path,
+    link: bool,
 ) -> Result<Vec<Line>> {
     let mut lines = Vec::with_capacity(uploads.len());
     for (file, upload) in uploads {
@@ -404,10 +410,17 @@ async fn export(
                         .await
                         .with_context(|| format!("cannot create {}", dir.display()))?;
                     let path = dir.join(format!("{}.{}", rendition.name, rendition.format.extension()));
-                    let (bytes, _) = stack.state.objects.get(&rendition.key).await?;
-                    tokio::fs::write(&path, &bytes)
-                        .await
-                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    let linked = link
+                        && match stack.files.file_path(&rendition.key) {
+                            Ok(stored) => tokio::fs::hard_link(&stored, &path).await.is_ok(),
+                            Err(_) => false,
+                        };
+                    if !linked {
+                        let (bytes, _) = stack.state.objects.get(&rendition.key).await?;
+                        tokio::fs::write(&path, &bytes)
+                            .await
+                            .with_context(|| format!("cannot write {}", path.display()))?;
+                    }
                     paths.push(path);
                 }
                 Line {

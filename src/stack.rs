@@ -4,7 +4,7 @@
 //! metadata. The ingest router accepts uploads, the orchestrator loop groups queued events into
 //! workflows, the in-process runner processes their chunks on the rayon pool.
 
-use adapters::local::{Durability, LOCAL_BUCKET, LocalBackend, SqliteQueue};
+use adapters::local::{Durability, FsObjectStore, LOCAL_BUCKET, LocalBackend, SqliteQueue};
 use anyhow::{Context, Result};
 use imgpipe_core::event::Notification;
 use imgpipe_core::metrics::StageHistograms;
@@ -58,6 +58,8 @@ pub struct Stack {
     pub state: AppState,
     /// The workflow runner (to wait for it to drain).
     pub runner: LocalWorkflows,
+    /// The object store as files (the same store as `state.objects`).
+    pub files: Arc<FsObjectStore>,
     stop: watch::Sender<bool>,
     orchestrator: Option<JoinHandle<()>>,
 }
@@ -123,7 +125,7 @@ impl Stack {
             histograms,
             config: Arc::new(config.ingest),
         };
-        Ok(Stack { state, runner, stop, orchestrator })
+        Ok(Stack { state, runner, files: backend.objects, stop, orchestrator })
     }
 
     /// Stops receiving, then waits up to `deadline` for running workflows. What is not done
