@@ -82,6 +82,12 @@ struct Args {
     /// The input image [default: sharp's benchmark JPEG from the fixtures directory].
     #[arg(long, value_name = "PATH")]
     input: Option<PathBuf>,
+
+    /// Where `imgpipe process` keeps its throwaway data directory and its outputs (TMPDIR)
+    /// [default: /dev/shm when it exists, a tmpfs as /tmp is on many Linux systems; else the
+    /// system temporary directory].
+    #[arg(long, value_name = "DIR")]
+    pipeline_tmp: Option<PathBuf>,
 }
 
 /// A tool being compared, in table order.
@@ -241,6 +247,8 @@ struct Pipeline {
     program: PathBuf,
     /// The workload as a presets file.
     presets: PathBuf,
+    /// Its TMPDIR, which holds its throwaway data directory, and where its outputs go.
+    tmp: PathBuf,
 }
 
 impl Pipeline {
@@ -253,13 +261,18 @@ impl Pipeline {
         fs::create_dir_all(&setup.install_dir)?;
         let presets = setup.install_dir.join("sharp-workload.toml");
         fs::write(&presets, SHARP_WORKLOAD_TOML).with_context(|| format!("writing {}", presets.display()))?;
-        Ok(Self { program, presets })
+        Ok(Self {
+            program,
+            presets,
+            tmp: setup.pipeline_tmp.join(format!("imgpipe-compare-pipeline-{}", std::process::id())),
+        })
     }
 
     /// One `imgpipe process` per round over [`PIPELINE_IMAGES`] links to the input.
     fn run(&self, job: &Job) -> Result<Measurement> {
         let inputs = job.scratch.join("pipeline-in");
-        let outputs = job.scratch.join("pipeline-out");
+        let outputs = self.tmp.join("pipeline-out");
+        eprintln!("imgpipe-pipeline: data directories and outputs in {}", self.tmp.display());
         fs::create_dir_all(&inputs).with_context(|| format!("creating {}", inputs.display()))?;
         for i in 1..=PIPELINE_IMAGES {
             let link = inputs.join(format!("img{i:04}.jpg"));
@@ -269,14 +282,20 @@ impl Pipeline {
         }
         let mut rounds_ms = Vec::with_capacity(job.plan.rounds);
         let mut version = String::new();
-        for _ in 0..job.plan.rounds {
-            let _ = fs::remove_dir_all(&outputs);
+        // Each round writes its own folder, all removed at the end: deleting the last round's
+        // files just before a round would charge it for them (on an ext4 without a journal, as
+        // here, allocating an inode skips each one freed in the last seconds, one by one).
+        let _ = fs::remove_dir_all(&self.tmp);
+        fs::create_dir_all(&self.tmp).with_context(|| format!("creating {}", self.tmp.display()))?;
+        for round in 0..job.plan.rounds {
+            let out = outputs.join(format!("round-{round}"));
             let report = capture(
                 Command::new(&self.program)
+                    .env("TMPDIR", &self.tmp)
                     .arg("process")
                     .arg(&inputs)
                     .arg("--out")
-                    .arg(&outputs)
+                    .arg(&out)
                     .arg("--presets")
                     .arg(&self.presets)
                     .args(["--preset", PRESET, "--workers", &job.threads.to_string()]),
@@ -289,8 +308,9 @@ impl Pipeline {
             rounds_ms.push(seconds * 1e3);
             version = capture(Command::new(&self.program).arg("--version"))?;
         }
-        let made = outputs.join("img0001.jpg/out.jpg");
+        let made = outputs.join(format!("round-{}/img0001.jpg/out.jpg", job.plan.rounds.saturating_sub(1)));
         fs::copy(&made, job.image).with_context(|| format!("copying {} to {}", made.display(), job.image.display()))?;
+        let _ = fs::remove_dir_all(&self.tmp);
         Ok(Measurement { rounds_ms, version, per_round: Some(PIPELINE_IMAGES) })
     }
 }
@@ -523,6 +543,8 @@ struct Setup {
     peers_dir: PathBuf,
     /// Whether missing peers may be installed.
     install: bool,
+    /// TMPDIR of `imgpipe process`.
+    pipeline_tmp: PathBuf,
 }
 
 /// An executable named `name` in a directory of `$PATH`.
@@ -745,6 +767,10 @@ fn main() -> Result<()> {
         install_dir: root.join("target/compare"),
         peers_dir: manifest_dir.join("peers"),
         install: !args.no_install,
+        pipeline_tmp: args.pipeline_tmp.unwrap_or_else(|| {
+            let shm = Path::new("/dev/shm");
+            if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() }
+        }),
     };
     let out_dir = args.out.unwrap_or_else(|| setup.install_dir.clone());
     fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
