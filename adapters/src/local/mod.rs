@@ -1,6 +1,6 @@
 //! The local backend: objects as files, queue and metadata in one SQLite file (WAL).
 //!
-//! - [`fs`]: [`FsObjectStore`], atomic puts, metadata sidecars.
+//! - [`fs`]: [`FsObjectStore`], atomic puts, metadata in extended attributes (or sidecars).
 //! - [`sqlite`]: [`SqliteDb`], the database file, its schema and its one connection.
 //! - [`queue`]: [`SqliteQueue`], SQS semantics on a table.
 //! - [`metadata`]: [`SqliteMetadataStore`], records; `accept` enqueues in the same transaction.
