@@ -229,6 +229,24 @@ async fn a_key_cannot_be_an_object_and_a_prefix_but_deletes_free_the_name() {
     assert_eq!(backend.objects.list("").await.unwrap(), vec!["a".to_owned()]);
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn a_fifo_or_directory_at_a_key_is_no_object_and_never_blocks() {
+    let (_dir, backend) = open();
+    let root = backend.objects.root();
+    std::fs::create_dir_all(root.join("odd/dir")).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(root.join("odd/fifo")).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    for key in ["odd/fifo", "odd/dir"] {
+        let limit = std::time::Duration::from_secs(5);
+        let get = tokio::time::timeout(limit, backend.objects.get(key)).await.expect("get returns");
+        assert!(matches!(get, Err(StoreError::NotFound { .. })), "{key}: {get:?}");
+        let head = tokio::time::timeout(limit, backend.objects.head(key)).await.expect("head returns");
+        assert!(matches!(head, Err(StoreError::NotFound { .. })), "{key}: {head:?}");
+    }
+    assert_eq!(backend.objects.list("odd/").await.unwrap(), Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn a_file_without_metadata_is_described_by_its_bytes_and_name() {
     let (_dir, backend) = open();

@@ -184,12 +184,9 @@ impl ObjectStore for FsObjectStore {
         validate_key(key)?;
         let key = key.to_owned();
         self.blocking(move |store| {
-            let read = |file: &mut File| {
-                let mut bytes = Vec::with_capacity(file.metadata()?.len() as usize);
-                file.read_to_end(&mut bytes).map(|_| bytes)
-            };
-            let mut file = File::open(store.object_path(&key)).map_err(|e| io_error(&key, Op::Read, e))?;
-            let bytes = read(&mut file).map_err(|e| io_error(&key, Op::Read, e))?;
+            let (mut file, stat) = store.open_object(&key)?;
+            let mut bytes = Vec::with_capacity(stat.len() as usize);
+            file.read_to_end(&mut bytes).map_err(|e| io_error(&key, Op::Read, e))?;
             let meta =
                 store.stored(&key, &file)?.map(|s| ObjectMeta { content_type: s.content_type, metadata: s.metadata });
             let info = ObjectInfo {
@@ -208,11 +205,7 @@ impl ObjectStore for FsObjectStore {
         let key = key.to_owned();
         self.blocking(move |store| {
             let path = store.object_path(&key);
-            let file = File::open(&path).map_err(|e| io_error(&key, Op::Read, e))?;
-            let stat = file.metadata().map_err(|e| io_error(&key, Op::Read, e))?;
-            if !stat.is_file() {
-                return Err(StoreError::NotFound { key });
-            }
+            let (file, stat) = store.open_object(&key)?;
             match store.stored(&key, &file)? {
                 Some(stored) if stored.size == stat.len() => Ok(ObjectInfo {
                     key,
@@ -299,6 +292,18 @@ impl FsObjectStore {
             Err(e) => return Err(io_error(key, Op::Delete, e)),
         }
         Ok(())
+    }
+
+    /// Opens the regular file of `key`. Anything else at its path (a directory, a FIFO, a
+    /// device) is no object, and is never opened: opening a FIFO would block.
+    fn open_object(&self, key: &str) -> Result<(File, fs::Metadata), StoreError> {
+        let path = self.object_path(key);
+        let stat = fs::metadata(&path).map_err(|e| io_error(key, Op::Read, e))?;
+        if !stat.is_file() {
+            return Err(StoreError::NotFound { key: key.to_owned() });
+        }
+        let file = File::open(&path).map_err(|e| io_error(key, Op::Read, e))?;
+        Ok((file, stat))
     }
 
     /// The metadata stored with `key`, whose file is open as `file`: its attribute, else its
