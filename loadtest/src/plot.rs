@@ -130,6 +130,11 @@ where
     Ok(chart)
 }
 
+/// A series' key in the legend: a short line in its colour.
+fn line_key(colour: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+}
+
 /// The series' labels, boxed in the upper right corner.
 fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut Chart<'a, DB>) -> DrawResult
 where
@@ -170,7 +175,7 @@ where
         chart
             .draw_series(std::iter::once(PathElement::new(vec![(value, 0.0), (value, y_max)], colour.stroke_width(2))))?
             .label(format!("{label} {value:.0} ms"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+            .legend(line_key(colour));
     }
     if e2e.count > 0 {
         legend(&mut chart)?;
@@ -200,8 +205,7 @@ where
     DB::ErrorType: 'static,
 {
     let s = &report.series;
-    let seconds = |i: usize| (i as u64 * s.bucket_ms) as f64 / 1000.0;
-    let x_max = seconds(s.uploaded.len()).max(0.001);
+    let x_max = s.seconds(s.uploaded.len()).max(0.001);
     let peak = s.uploaded.iter().chain(&s.completed).copied().max().unwrap_or(0);
     let y_max = (s.rate(peak) * 1.3).max(1.0); // room for the legend
     let mut chart = chart(
@@ -216,11 +220,8 @@ where
     {
         // Steps: each bucket's rate held across its width.
         let steps =
-            counts.iter().enumerate().flat_map(|(i, &c)| [(seconds(i), s.rate(c)), (seconds(i + 1), s.rate(c))]);
-        chart
-            .draw_series(LineSeries::new(steps, colour.stroke_width(2)))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+            counts.iter().enumerate().flat_map(|(i, &c)| [(s.seconds(i), s.rate(c)), (s.seconds(i + 1), s.rate(c))]);
+        chart.draw_series(LineSeries::new(steps, colour.stroke_width(2)))?.label(label).legend(line_key(colour));
     }
     legend(&mut chart)?;
     Ok(())
@@ -231,8 +232,7 @@ where
     DB::ErrorType: 'static,
 {
     let s = &report.series;
-    let seconds = |i: usize| (i as u64 * s.bucket_ms) as f64 / 1000.0;
-    let x_max = seconds(s.in_flight.len()).max(0.001);
+    let x_max = s.seconds(s.in_flight.len()).max(0.001);
     let y_max = (s.in_flight.iter().copied().max().unwrap_or(0) as f64 * 1.15).max(1.0);
     let mut chart = chart(
         area,
@@ -241,7 +241,7 @@ where
         (y_max, "images in flight"),
         &|x| seconds_label(*x, x_max),
     )?;
-    let points = s.in_flight.iter().enumerate().map(|(i, &n)| (seconds(i + 1), n as f64));
+    let points = s.in_flight.iter().enumerate().map(|(i, &n)| (s.seconds(i + 1), n as f64));
     let start = std::iter::once((0.0, 0.0));
     chart.draw_series(
         AreaSeries::new(start.chain(points), 0.0, UPLOADED.mix(0.35)).border_style(UPLOADED.stroke_width(2)),

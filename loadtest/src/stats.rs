@@ -171,6 +171,11 @@ impl Series {
     pub fn rate(&self, count: u64) -> f64 {
         count as f64 * 1000.0 / self.bucket_ms as f64
     }
+
+    /// Seconds from the start to where bucket `i` begins.
+    pub fn seconds(&self, i: usize) -> f64 {
+        (i as u64 * self.bucket_ms) as f64 / 1000.0
+    }
 }
 
 /// The narrowest round bucket width giving at most 150 buckets over `span_ms`.
