@@ -17,3 +17,11 @@ pub mod keys;
 pub mod local;
 
 pub use local::{LOCAL_BUCKET, LocalBackend};
+
+use imgpipe_core::ports::{BackendError, MetadataError};
+
+/// A name stored by a metadata store (a status, an error kind) read back as its type.
+pub(crate) fn parse_name<T: serde::de::DeserializeOwned>(name: &str, what: &str) -> Result<T, MetadataError> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .map_err(|e| MetadataError::Backend(BackendError::permanent(format!("stored {what} {name:?} is unknown"), e)))
+}

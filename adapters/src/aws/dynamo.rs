@@ -179,22 +179,12 @@ impl DynamoMetadataStore {
     }
 
     async fn count_status(&self, status: Status) -> Result<u64, MetadataError> {
+        let mut pages = self.by_status(status).select(Select::Count).into_paginator().send();
         let mut total = 0;
-        let mut start = None;
-        loop {
-            let output = self
-                .by_status(status)
-                .select(Select::Count)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| backend_error("counting records", e))?;
-            total += u64::try_from(output.count()).unwrap_or(0);
-            start = output.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(total);
-            }
+        while let Some(page) = pages.next().await {
+            total += u64::try_from(page.map_err(|e| backend_error("counting records", e))?.count()).unwrap_or(0);
         }
+        Ok(total)
     }
 }
 
@@ -343,34 +333,33 @@ impl MetadataStore for DynamoMetadataStore {
 
     async fn counts(&self) -> Result<Counts, MetadataError> {
         let mut counts = Counts::default();
-        for status in Status::ALL {
+        for status in Status::ALL.into_iter().filter(|&s| s != Status::Failed) {
             counts.by_status.insert(status, self.count_status(status).await?);
         }
-        let mut start = None;
-        loop {
-            let output = self
-                .by_status(Status::Failed)
-                .expression_attribute_names("#error", "error")
-                .projection_expression("#error")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| backend_error("counting failures by kind", e))?;
+        // FAILED is counted while its records are tallied by kind: one pass, not two.
+        let mut pages = self
+            .by_status(Status::Failed)
+            .expression_attribute_names("#error", "error")
+            .projection_expression("#error")
+            .into_paginator()
+            .send();
+        let mut failed = 0;
+        while let Some(page) = pages.next().await {
+            let output = page.map_err(|e| backend_error("counting failures by kind", e))?;
+            failed += output.items().len() as u64;
             for item in output.items() {
                 let kind = item
                     .get("error")
                     .and_then(|e| e.as_m().ok())
                     .and_then(|m| m.get("kind"))
                     .and_then(|k| k.as_s().ok())
-                    .and_then(|k| serde_json::from_value::<ErrorKind>(serde_json::Value::String(k.clone())).ok());
+                    .and_then(|k| crate::parse_name::<ErrorKind>(k, "error kind").ok());
                 if let Some(kind) = kind {
                     *counts.failed_by_kind.entry(kind).or_default() += 1;
                 }
             }
-            start = output.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(counts);
-            }
         }
+        counts.by_status.insert(Status::Failed, failed);
+        Ok(counts)
     }
 }

@@ -3,6 +3,7 @@
 
 use super::queue::enqueue;
 use super::sqlite::{SqliteDb, to_sql_ms, write_tx};
+use crate::parse_name;
 use async_trait::async_trait;
 use imgpipe_core::ErrorKind;
 use imgpipe_core::ports::{BackendError, Begin, Counts, MetadataError, MetadataStore, Page};
@@ -345,9 +346,4 @@ fn group_counts(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<(Option<St
     let mut statement = conn.prepare(sql)?;
     let rows = statement.query_map([], |row| Ok((row.get(0)?, u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0))))?;
     rows.collect()
-}
-
-fn parse_name<T: serde::de::DeserializeOwned>(name: &str, what: &str) -> Result<T, MetadataError> {
-    serde_json::from_value(serde_json::Value::String(name.to_owned()))
-        .map_err(|e| MetadataError::Backend(BackendError::permanent(format!("stored {what} {name:?} is unknown"), e)))
 }
