@@ -150,17 +150,9 @@ pub async fn recover(
     queue: &SqliteQueue,
     requeue: bool,
 ) -> Result<()> {
-    let queued: HashSet<String> = queue
-        .bodies()
-        .await?
-        .iter()
-        .filter_map(|body| match Notification::parse(body) {
-            Ok(Notification::Created(objects)) => Some(objects.into_iter().map(|o| o.key)),
-            _ => None,
-        })
-        .flatten()
-        .collect();
     let mut requeued = 0;
+    // Read only when requeueing: an ingest-only start has no use for the queue's contents.
+    let queued: HashSet<String> = if requeue { queued_keys(queue).await? } else { HashSet::new() };
     let statuses: &[Status] = if requeue { &[Status::Pending, Status::Processing] } else { &[] };
     for &status in statuses {
         let mut cursor = None;
@@ -193,6 +185,19 @@ pub async fn recover(
         tracing::info!(requeued, adopted, "recovered unfinished work from the previous run");
     }
     Ok(())
+}
+
+/// The keys of the originals whose events are still queued.
+async fn queued_keys(queue: &SqliteQueue) -> Result<HashSet<String>> {
+    let bodies = queue.bodies().await?;
+    Ok(bodies
+        .iter()
+        .filter_map(|body| match Notification::parse(body) {
+            Ok(Notification::Created(objects)) => Some(objects.into_iter().map(|o| o.key)),
+            _ => None,
+        })
+        .flatten()
+        .collect())
 }
 
 /// The HMAC key for upload URLs: random, created once per data directory and kept there, so
