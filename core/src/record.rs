@@ -87,8 +87,9 @@ pub struct RenditionRecord {
     pub bytes: u64,
 }
 
-/// Milliseconds spent per stage.
+/// Milliseconds spent per stage (a stage missing from stored JSON reads as 0).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StageDurations {
     /// Probe and decode.
     pub decode: f64,
@@ -100,6 +101,13 @@ pub struct StageDurations {
     pub encode: f64,
     /// Reading the original and writing the renditions.
     pub store: f64,
+}
+
+impl StageDurations {
+    /// All stages together.
+    pub fn total(&self) -> f64 {
+        self.decode + self.resize + self.watermark + self.encode + self.store
+    }
 }
 
 impl MetadataRecord {

@@ -7,7 +7,7 @@
 
 use crate::api::{Api, CallError};
 use indicatif::ProgressBar;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -18,28 +18,8 @@ const PAGE: usize = 1000;
 /// `created_ms` written a moment after the id.
 const SLACK_MS: u64 = 5_000;
 
-/// Time spent per stage of an image's last attempt, in ms.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Stages {
-    /// Probe and decode.
-    pub decode: f64,
-    /// Resizes.
-    pub resize: f64,
-    /// Watermarks.
-    pub watermark: f64,
-    /// Encodes.
-    pub encode: f64,
-    /// Reading the original and writing the renditions.
-    pub store: f64,
-}
-
-impl Stages {
-    /// All stages together.
-    pub fn total(&self) -> f64 {
-        self.decode + self.resize + self.watermark + self.encode + self.store
-    }
-}
+/// Time spent per stage of an image's last attempt, in ms: the record's own type.
+pub use imgpipe_core::record::StageDurations as Stages;
 
 /// The parts of a final record the report uses (unknown fields are ignored, so a newer target
 /// still parses).
@@ -134,6 +114,9 @@ pub async fn drain(
     while !open.is_empty() {
         let floor = open.values().copied().min().unwrap_or(0).saturating_sub(SLACK_MS);
         for status in ["DONE", "FAILED"] {
+            if open.is_empty() {
+                break; // the DONE pass closed the last open id: no FAILED listing needed
+            }
             let mut cursor: Option<String> = None;
             loop {
                 drained.requests += 1;

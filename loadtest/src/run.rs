@@ -156,9 +156,8 @@ fn summarize(
     let (mut e2e, mut queue_wait, mut processing) = (Latencies::default(), Latencies::default(), Latencies::default());
     let (mut uploaded_at, mut completed_at) = (Vec::new(), Vec::new());
     let (mut first_created, mut last_finished) = (u64::MAX, 0u64);
-    let mut stage_sum = Stages::default();
-    let (mut timed_done, mut source_bytes, mut rendition_bytes, mut renditions, mut record_bytes) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut timed = Vec::new();
+    let (mut source_bytes, mut rendition_bytes, mut renditions, mut record_bytes) = (0u64, 0u64, 0u64, 0u64);
     for upload in &phase.uploads {
         let Ok(accepted) = &upload.outcome else { continue };
         uploaded_at.push(upload.answered.saturating_duration_since(clock.start).as_millis() as u64);
@@ -193,14 +192,7 @@ fn summarize(
                     completed += 1;
                     renditions += record.renditions.len() as u64;
                     rendition_bytes += record.renditions.iter().map(|r| r.bytes).sum::<u64>();
-                    if let Some(stages) = record.durations_ms {
-                        timed_done += 1;
-                        stage_sum.decode += stages.decode;
-                        stage_sum.resize += stages.resize;
-                        stage_sum.watermark += stages.watermark;
-                        stage_sum.encode += stages.encode;
-                        stage_sum.store += stages.store;
-                    }
+                    timed.extend(record.durations_ms);
                     "done".to_owned()
                 } else {
                     failed += 1;
@@ -215,13 +207,7 @@ fn summarize(
     let finals = completed + failed;
     let span_s = if finals > 0 { last_finished.saturating_sub(first_created) as f64 / 1000.0 } else { 0.0 };
     let mean = |sum: f64, n: u64| if n > 0 { sum / n as f64 } else { 0.0 };
-    let stage_mean_ms = Stages {
-        decode: mean(stage_sum.decode, timed_done),
-        resize: mean(stage_sum.resize, timed_done),
-        watermark: mean(stage_sum.watermark, timed_done),
-        encode: mean(stage_sum.encode, timed_done),
-        store: mean(stage_sum.store, timed_done),
-    };
+    let stage_mean_ms = mean_stages(&timed);
     let pipeline = PipelineFigures {
         uploaded: accepted,
         completed,
@@ -244,7 +230,7 @@ fn summarize(
 
     // Processing time per image for the cost model: the stage sum of DONE images, or (for a
     // target that does not report stages) their processing time.
-    let processing_ms = if timed_done > 0 { stage_mean_ms.total() } else { pipeline.processing.mean_ms };
+    let processing_ms = if !timed.is_empty() { stage_mean_ms.total() } else { pipeline.processing.mean_ms };
     let cost_inputs = CostInputs {
         processing_ms,
         original_bytes: mean(source_bytes as f64, finals),
@@ -290,4 +276,19 @@ fn summarize(
 
 fn upload_bytes(inputs: &InputSet, input: u32) -> u64 {
     inputs.get(input).bytes.len() as u64
+}
+
+/// The mean of each stage over `timed` (zeros when empty).
+fn mean_stages(timed: &[Stages]) -> Stages {
+    let mean = |stage: fn(&Stages) -> f64| match timed.len() {
+        0 => 0.0,
+        n => timed.iter().map(stage).sum::<f64>() / n as f64,
+    };
+    Stages {
+        decode: mean(|s| s.decode),
+        resize: mean(|s| s.resize),
+        watermark: mean(|s| s.watermark),
+        encode: mean(|s| s.encode),
+        store: mean(|s| s.store),
+    }
 }
