@@ -21,6 +21,7 @@ use ingest::IngestConfig;
 use serde::Serialize;
 use stack::{Stack, StackConfig};
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -305,7 +306,10 @@ async fn process_dir(args: ProcessArgs) -> Result<ExitCode> {
         .map(|file| {
             let (state, bar, preset) = (state.clone(), bar.clone(), args.preset.clone());
             let relative = file.strip_prefix(&args.dir).unwrap_or(file).to_path_buf();
+            let handoff = stack.handoff.clone();
             async move {
+                // Stay just ahead of the processor, so that it takes each original from memory.
+                handoff.until_room(UPLOAD_PATIENCE).await;
                 let result = upload(&state, file, &preset, max_bytes).await;
                 bar.inc(1);
                 (relative, result)
@@ -338,19 +342,40 @@ async fn process_dir(args: ProcessArgs) -> Result<ExitCode> {
     report(&lines, &records, elapsed, workers, &args.out)
 }
 
+/// How long an upload of `process` waits for the processor to take earlier originals before it
+/// goes ahead anyway (they are then read back from the files).
+const UPLOAD_PATIENCE: Duration = Duration::from_secs(1);
+
 /// Reads a file and hands it to the ingest path, as an upload would.
 async fn upload(state: &ingest::AppState, file: &Path, preset: &str, max_bytes: u64) -> Result<ImageId, ImageError> {
-    let size =
-        tokio::fs::metadata(file).await.map_err(|e| ImageError::internal(format!("cannot read the file: {e}")))?;
-    if size.len() > max_bytes {
-        return Err(ImageError::too_large(format!("the file is {} bytes; the limit is {max_bytes} bytes", size.len())));
-    }
-    let bytes = tokio::fs::read(file).await.map_err(|e| ImageError::internal(format!("cannot read the file: {e}")))?;
+    let path = file.to_path_buf();
+    let bytes = tokio::task::spawn_blocking(move || read_file(&path, max_bytes))
+        .await
+        .map_err(|e| ImageError::internal(format!("reading the file failed: {e}")))??;
     let id = ImageId::generate();
     ingest::intake::accept_new(state, id, Bytes::from(bytes), "application/octet-stream", preset)
         .await
         .map_err(|e| ImageError::internal(format!("the upload was refused: {e}")))?;
     Ok(id)
+}
+
+/// Reads `path` whole, refusing it from its size before reading when it is over `max_bytes`.
+fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>, ImageError> {
+    let unreadable = |e: std::io::Error| ImageError::internal(format!("cannot read the file: {e}"));
+    let too_large =
+        |size: u64| ImageError::too_large(format!("the file is {size} bytes; the limit is {max_bytes} bytes"));
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let size = file.metadata().map_err(unreadable)?.len();
+    if size > max_bytes {
+        return Err(too_large(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    // A file that grew since it was measured is still read no further than the limit.
+    file.take(max_bytes + 1).read_to_end(&mut bytes).map_err(unreadable)?;
+    match bytes.len() as u64 {
+        read if read > max_bytes => Err(too_large(read)),
+        _ => Ok(bytes),
+    }
 }
 
 /// Records DONE or FAILED so far, and records still PENDING or PROCESSING.

@@ -4,7 +4,7 @@
 //! metadata. The ingest router accepts uploads, the orchestrator loop groups queued events into
 //! workflows, the in-process runner processes their chunks on the rayon pool.
 
-use adapters::local::{Durability, FsObjectStore, LOCAL_BUCKET, LocalBackend, SqliteQueue};
+use adapters::local::{Durability, FsObjectStore, Handoff, LOCAL_BUCKET, LocalBackend, SqliteQueue};
 use anyhow::{Context, Result};
 use imgpipe_core::event::Notification;
 use imgpipe_core::metrics::StageHistograms;
@@ -49,6 +49,9 @@ pub struct StackConfig {
     pub durability: Durability,
 }
 
+/// Bytes of just-uploaded originals held in memory for the processor (see [`Handoff`]).
+const HANDOFF_BUDGET: u64 = 128 << 20;
+
 /// How often expired upload slots are looked for.
 const SLOT_SWEEP: Duration = Duration::from_secs(60);
 
@@ -58,8 +61,11 @@ pub struct Stack {
     pub state: AppState,
     /// The workflow runner (to wait for it to drain).
     pub runner: LocalWorkflows,
-    /// The object store as files (the same store as `state.objects`).
+    /// The object store as files (behind `state.objects`).
     pub files: Arc<FsObjectStore>,
+    /// The hand-off in front of the files that `state.objects` is: uploads pass originals to
+    /// the processor through it.
+    pub handoff: Arc<Handoff>,
     stop: watch::Sender<bool>,
     orchestrator: Option<JoinHandle<()>>,
 }
@@ -77,7 +83,10 @@ impl Stack {
             .num_threads(config.workers)
             .thread_name(|i| format!("imgpipe-kernel-{i}"))
             .build()?;
-        let objects: Arc<dyn ObjectStore> = backend.objects.clone();
+        // Originals go through the hand-off (the processor reads them soon after the upload);
+        // renditions, read later if at all, go straight to the files.
+        let handoff = Arc::new(Handoff::new(backend.objects.clone(), HANDOFF_BUDGET));
+        let objects: Arc<dyn ObjectStore> = handoff.clone();
         let metadata: Arc<dyn MetadataStore> = backend.metadata.clone();
         let queue: Arc<dyn EventQueue> = backend.queue.clone();
         let service = ChunkService::new(
@@ -87,7 +96,8 @@ impl Stack {
             Arc::new(pool),
             ChunkConfig { io_concurrency: 2 * config.workers + 2, limits: config.limits },
             histograms.clone(),
-        );
+        )
+        .with_rendition_store(backend.objects.clone());
         // Two workflows per worker keep the pool busy while others wait on I/O.
         let runner = LocalWorkflows::new(Arc::new(service), 2 * config.workers);
         recover(objects.as_ref(), metadata.as_ref(), &backend.queue, config.process).await?;
@@ -125,7 +135,7 @@ impl Stack {
             histograms,
             config: Arc::new(config.ingest),
         };
-        Ok(Stack { state, runner, files: backend.objects, stop, orchestrator })
+        Ok(Stack { state, runner, files: backend.objects, handoff, stop, orchestrator })
     }
 
     /// Stops receiving, then waits up to `deadline` for running workflows. What is not done

@@ -33,10 +33,10 @@ impl SqliteMetadataStore {
         let deleted = self
             .db
             .call("expiring upload slots", move |conn| {
-                conn.execute(
+                conn.prepare_cached(
                     "DELETE FROM records WHERE status = ?1 AND json_extract(record, '$.expires_at') < ?2",
-                    rusqlite::params![Status::AwaitingUpload.as_str(), now],
-                )
+                )?
+                .execute(rusqlite::params![Status::AwaitingUpload.as_str(), now])
             })
             .await?;
         Ok(deleted)
@@ -99,11 +99,12 @@ impl MetadataStore for SqliteMetadataStore {
         let outcome = self
             .db
             .call("reserving an upload slot", move |conn| {
-                let inserted = conn.execute(
-                    "INSERT INTO records (id, status, created_ms, record) VALUES (?1, ?2, ?3, ?4)
+                let inserted = conn
+                    .prepare_cached(
+                        "INSERT INTO records (id, status, created_ms, record) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (id) DO NOTHING",
-                    params![row.id, row.status, row.created_ms, row.json],
-                )?;
+                    )?
+                    .execute(params![row.id, row.status, row.created_ms, row.json])?;
                 Ok(if inserted == 1 {
                     Outcome::Written
                 } else {
@@ -118,36 +119,37 @@ impl MetadataStore for SqliteMetadataStore {
         let record = self
             .db
             .call("reading a record", move |conn| {
-                conn.query_row("SELECT record FROM records WHERE id = ?1", [id.to_string()], parse_record).optional()
+                conn.prepare_cached("SELECT record FROM records WHERE id = ?1")?
+                    .query_row([id.to_string()], parse_record)
+                    .optional()
             })
             .await?;
         Ok(record)
     }
 
     async fn begin(&self, id: ImageId, now_ms: u64) -> Result<Begin, MetadataError> {
-        let begin = self
-            .db
-            .call("starting an attempt", move |conn| {
-                let tx = write_tx(conn)?;
-                let stored = tx
-                    .query_row("SELECT record FROM records WHERE id = ?1", [id.to_string()], parse_record)
-                    .optional()?;
-                let Some(mut record) = stored else { return Ok(Begin::Unknown) };
-                if record.status.is_final() {
-                    return Ok(Begin::AlreadyFinal(record));
-                }
-                record.status = Status::Processing;
-                record.attempts = record.attempts.saturating_add(1);
-                record.started_ms = Some(now_ms);
-                let json = to_json(&record)?;
-                tx.execute(
-                    "UPDATE records SET status = ?1, record = ?2 WHERE id = ?3",
-                    params![Status::Processing.as_str(), json, id.to_string()],
-                )?;
-                tx.commit()?;
-                Ok(Begin::Started(record))
-            })
-            .await?;
+        let begin =
+            self.db
+                .call("starting an attempt", move |conn| {
+                    let tx = write_tx(conn)?;
+                    let stored = tx
+                        .prepare_cached("SELECT record FROM records WHERE id = ?1")?
+                        .query_row([id.to_string()], parse_record)
+                        .optional()?;
+                    let Some(mut record) = stored else { return Ok(Begin::Unknown) };
+                    if record.status.is_final() {
+                        return Ok(Begin::AlreadyFinal(record));
+                    }
+                    record.status = Status::Processing;
+                    record.attempts = record.attempts.saturating_add(1);
+                    record.started_ms = Some(now_ms);
+                    let json = to_json(&record)?;
+                    tx.prepare_cached("UPDATE records SET status = ?1, record = ?2 WHERE id = ?3")?
+                        .execute(params![Status::Processing.as_str(), json, id.to_string()])?;
+                    tx.commit()?;
+                    Ok(Begin::Started(record))
+                })
+                .await?;
         Ok(begin)
     }
 
@@ -202,7 +204,7 @@ impl MetadataStore for SqliteMetadataStore {
                     sql.push_str(" AND (created_ms, id) < (:created_ms, :id)");
                 }
                 sql.push_str(" ORDER BY created_ms DESC, id DESC LIMIT :limit");
-                let mut statement = conn.prepare(&sql)?;
+                let mut statement = conn.prepare_cached(&sql)?;
                 let mut named: Vec<(&str, &dyn rusqlite::ToSql)> = vec![(":limit", &fetch)];
                 let status_name = status.map(Status::as_str);
                 if let Some(status) = &status_name {
@@ -285,18 +287,14 @@ impl Row {
     }
 
     fn insert(&self, conn: &Connection) -> rusqlite::Result<()> {
-        conn.execute(
-            "INSERT INTO records (id, status, created_ms, record) VALUES (?1, ?2, ?3, ?4)",
-            params![self.id, self.status, self.created_ms, self.json],
-        )?;
+        conn.prepare_cached("INSERT INTO records (id, status, created_ms, record) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![self.id, self.status, self.created_ms, self.json])?;
         Ok(())
     }
 
     fn replace(&self, conn: &Connection) -> rusqlite::Result<()> {
-        conn.execute(
-            "UPDATE records SET status = ?2, created_ms = ?3, record = ?4 WHERE id = ?1",
-            params![self.id, self.status, self.created_ms, self.json],
-        )?;
+        conn.prepare_cached("UPDATE records SET status = ?2, created_ms = ?3, record = ?4 WHERE id = ?1")?
+            .execute(params![self.id, self.status, self.created_ms, self.json])?;
         Ok(())
     }
 }
@@ -323,8 +321,10 @@ impl Cursor {
 }
 
 fn stored_status(conn: &Connection, id: &str) -> rusqlite::Result<Option<Status>> {
-    let name: Option<String> =
-        conn.query_row("SELECT status FROM records WHERE id = ?1", [id], |row| row.get(0)).optional()?;
+    let name: Option<String> = conn
+        .prepare_cached("SELECT status FROM records WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()?;
     name.map(|name| {
         serde_json::from_value(serde_json::Value::String(name))
             .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
@@ -343,7 +343,7 @@ fn to_json(record: &MetadataRecord) -> rusqlite::Result<String> {
 }
 
 fn group_counts(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<(Option<String>, u64)>> {
-    let mut statement = conn.prepare(sql)?;
+    let mut statement = conn.prepare_cached(sql)?;
     let rows = statement.query_map([], |row| Ok((row.get(0)?, u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0))))?;
     rows.collect()
 }

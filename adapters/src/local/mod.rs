@@ -1,16 +1,19 @@
 //! The local backend: objects as files, queue and metadata in one SQLite file (WAL).
 //!
 //! - [`fs`]: [`FsObjectStore`], atomic puts, metadata in extended attributes (or sidecars).
+//! - [`handoff`]: [`Handoff`], just-written objects handed to their first reader from memory.
 //! - [`sqlite`]: [`SqliteDb`], the database file, its schema and its one connection.
 //! - [`queue`]: [`SqliteQueue`], SQS semantics on a table.
 //! - [`metadata`]: [`SqliteMetadataStore`], records; `accept` enqueues in the same transaction.
 
 pub mod fs;
+pub mod handoff;
 pub mod metadata;
 pub mod queue;
 pub mod sqlite;
 
 pub use fs::{Durability, FsObjectStore};
+pub use handoff::Handoff;
 pub use metadata::SqliteMetadataStore;
 pub use queue::{DeadLetter, SqliteQueue};
 pub use sqlite::SqliteDb;

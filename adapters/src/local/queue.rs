@@ -58,7 +58,7 @@ impl SqliteQueue {
         let letters = self
             .db
             .call("listing dead letters", |conn| {
-                let mut statement = conn.prepare(
+                let mut statement = conn.prepare_cached(
                     "SELECT message_id, body, receive_count, died_ms FROM dead_letters ORDER BY died_ms, message_id",
                 )?;
                 let rows = statement.query_map([], |row| {
@@ -78,10 +78,8 @@ impl SqliteQueue {
 
 /// Appends a message in the caller's transaction (so that `accept` can enqueue atomically).
 pub(crate) fn enqueue(conn: &Connection, body: &str, now_ms: u64) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO queue (message_id, body, visible_at_ms, receive_count) VALUES (?1, ?2, ?3, 0)",
-        params![ulid::Ulid::generate().to_string(), body, to_sql_ms(now_ms)],
-    )?;
+    conn.prepare_cached("INSERT INTO queue (message_id, body, visible_at_ms, receive_count) VALUES (?1, ?2, ?3, 0)")?
+        .execute(params![ulid::Ulid::generate().to_string(), body, to_sql_ms(now_ms)])?;
     Ok(())
 }
 
@@ -92,7 +90,7 @@ impl SqliteQueue {
         let bodies = self
             .db
             .call("reading queued messages", |conn| {
-                let mut statement = conn.prepare("SELECT body FROM queue ORDER BY seq")?;
+                let mut statement = conn.prepare_cached("SELECT body FROM queue ORDER BY seq")?;
                 let rows = statement.query_map([], |row| row.get(0))?;
                 rows.collect::<rusqlite::Result<Vec<String>>>()
             })
@@ -130,40 +128,39 @@ impl EventQueue for SqliteQueue {
                 let mut received = Vec::new();
                 while received.len() < max {
                     let next = tx
-                        .query_row(
+                        .prepare_cached(
                             "SELECT seq, message_id, body, receive_count FROM queue
                              WHERE visible_at_ms <= ?1 ORDER BY seq LIMIT 1",
-                            [to_sql_ms(now)],
-                            |row| {
-                                Ok((
-                                    row.get::<_, i64>(0)?,
-                                    row.get::<_, String>(1)?,
-                                    row.get(2)?,
-                                    row.get::<_, u32>(3)?,
-                                ))
-                            },
-                        )
+                        )?
+                        .query_row([to_sql_ms(now)], |row| {
+                            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get(2)?, row.get::<_, u32>(3)?))
+                        })
                         .optional()?;
                     let Some((seq, id, body, count)) = next else { break };
                     let count = count.saturating_add(1);
                     if count > max_receives {
                         // As an SQS redrive policy does: the receive that would exceed the limit
                         // moves the message instead of returning it.
-                        tx.execute(
+                        tx.prepare_cached(
                             "INSERT OR REPLACE INTO dead_letters (message_id, body, receive_count, died_ms)
                              VALUES (?1, ?2, ?3, ?4)",
-                            params![id, body, count - 1, to_sql_ms(now)],
-                        )?;
-                        tx.execute("DELETE FROM queue WHERE seq = ?1", [seq])?;
+                        )?
+                        .execute(params![id, body, count - 1, to_sql_ms(now)])?;
+                        tx.prepare_cached("DELETE FROM queue WHERE seq = ?1")?.execute([seq])?;
                         continue;
                     }
                     // A fresh random handle per receive, so an older receive cannot delete the
                     // message once someone else holds it.
                     let receipt = ulid::Ulid::generate().to_string();
-                    tx.execute(
+                    tx.prepare_cached(
                         "UPDATE queue SET receive_count = ?1, receipt = ?2, visible_at_ms = ?3 WHERE seq = ?4",
-                        params![count, receipt, to_sql_ms(now.saturating_add(lease_ms)), seq],
-                    )?;
+                    )?
+                    .execute(params![
+                        count,
+                        receipt,
+                        to_sql_ms(now.saturating_add(lease_ms)),
+                        seq
+                    ])?;
                     received.push(Message { id, receipt, body, receive_count: count });
                 }
                 tx.commit()?;
@@ -198,17 +195,16 @@ impl EventQueue for SqliteQueue {
             .db
             .call("counting messages", |conn| {
                 let now = to_sql_ms(now_ms());
-                conn.query_row(
+                conn.prepare_cached(
                     "SELECT
                         (SELECT COUNT(*) FROM queue WHERE visible_at_ms <= ?1),
                         (SELECT COUNT(*) FROM queue WHERE visible_at_ms > ?1),
                         (SELECT COUNT(*) FROM dead_letters)",
-                    [now],
-                    |row| {
-                        let count = |i| row.get::<_, i64>(i).map(|n| u64::try_from(n).unwrap_or(0));
-                        Ok(QueueStats { visible: count(0)?, in_flight: count(1)?, dead: count(2)? })
-                    },
-                )
+                )?
+                .query_row([now], |row| {
+                    let count = |i| row.get::<_, i64>(i).map(|n| u64::try_from(n).unwrap_or(0));
+                    Ok(QueueStats { visible: count(0)?, in_flight: count(1)?, dead: count(2)? })
+                })
             })
             .await?;
         Ok(stats)
