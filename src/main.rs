@@ -371,7 +371,7 @@ fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>, ImageError> {
     }
     let mut bytes = Vec::with_capacity(size as usize);
     // A file that grew since it was measured is still read no further than the limit.
-    file.take(max_bytes + 1).read_to_end(&mut bytes).map_err(unreadable)?;
+    file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes).map_err(unreadable)?;
     match bytes.len() as u64 {
         read if read > max_bytes => Err(too_large(read)),
         _ => Ok(bytes),
