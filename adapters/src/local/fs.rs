@@ -184,11 +184,9 @@ impl ObjectStore for FsObjectStore {
         validate_key(key)?;
         let key = key.to_owned();
         self.blocking(move |store| {
-            let (mut file, stat) = store.open_object(&key)?;
-            let mut bytes = Vec::with_capacity(stat.len() as usize);
-            file.read_to_end(&mut bytes).map_err(|e| io_error(&key, Op::Read, e))?;
-            let meta =
-                store.stored(&key, &file)?.map(|s| ObjectMeta { content_type: s.content_type, metadata: s.metadata });
+            let (file, stat) = store.open_object(&key)?;
+            let bytes = read_all(&key, &file, &stat)?;
+            let meta = store.stored(&key, &file)?.map(Stored::into_meta);
             let info = ObjectInfo {
                 key: key.clone(),
                 size: bytes.len() as u64,
@@ -204,7 +202,6 @@ impl ObjectStore for FsObjectStore {
         validate_key(key)?;
         let key = key.to_owned();
         self.blocking(move |store| {
-            let path = store.object_path(&key);
             let (file, stat) = store.open_object(&key)?;
             match store.stored(&key, &file)? {
                 Some(stored) if stored.size == stat.len() => Ok(ObjectInfo {
@@ -217,11 +214,8 @@ impl ObjectStore for FsObjectStore {
                 // and the bytes') or metadata that does not describe these bytes: describe the
                 // bytes themselves.
                 stored => {
-                    let bytes = fs::read(&path).map_err(|e| io_error(&key, Op::Read, e))?;
-                    let meta = stored.map_or_else(
-                        || default_meta(&key),
-                        |s| ObjectMeta { content_type: s.content_type, metadata: s.metadata },
-                    );
+                    let bytes = read_all(&key, &file, &stat)?;
+                    let meta = stored.map_or_else(|| default_meta(&key), Stored::into_meta);
                     Ok(ObjectInfo { key, size: bytes.len() as u64, etag: content_etag(&bytes), meta })
                 }
             }
@@ -321,6 +315,19 @@ impl FsObjectStore {
             .map(Some)
             .map_err(|e| StoreError::Backend(BackendError::permanent(format!("metadata of {key} is unreadable"), e)))
     }
+}
+
+impl Stored {
+    fn into_meta(self) -> ObjectMeta {
+        ObjectMeta { content_type: self.content_type, metadata: self.metadata }
+    }
+}
+
+/// The whole content of `key`'s open `file`, whose size `stat` gives.
+fn read_all(key: &str, mut file: &File, stat: &fs::Metadata) -> Result<Vec<u8>, StoreError> {
+    let mut bytes = Vec::with_capacity(stat.len() as usize);
+    file.read_to_end(&mut bytes).map_err(|e| io_error(key, Op::Read, e))?;
+    Ok(bytes)
 }
 
 /// What an object stored without metadata is described as.
