@@ -435,16 +435,12 @@ async fn export(
                         .await
                         .with_context(|| format!("cannot create {}", dir.display()))?;
                     let path = dir.join(format!("{}.{}", rendition.name, rendition.format.extension()));
-                    let linked = link
-                        && match stack.files.file_path(&rendition.key) {
-                            Ok(stored) => tokio::fs::hard_link(&stored, &path).await.is_ok(),
-                            Err(_) => false,
-                        };
+                    let stored = stack.files.file_path(&rendition.key)?;
+                    let linked = link && tokio::fs::hard_link(&stored, &path).await.is_ok();
                     if !linked {
-                        let (bytes, _) = stack.state.objects.get(&rendition.key).await?;
-                        tokio::fs::write(&path, &bytes)
+                        tokio::fs::copy(&stored, &path)
                             .await
-                            .with_context(|| format!("cannot write {}", path.display()))?;
+                            .with_context(|| format!("cannot copy {} to {}", stored.display(), path.display()))?;
                     }
                     paths.push(path);
                 }
