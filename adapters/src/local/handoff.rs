@@ -87,28 +87,30 @@ impl Handoff {
 
     /// Drops `key`'s entry and notes a write of it in flight.
     fn begin_write(&self, key: &str) {
-        let mut held = self.lock();
-        held.remove(key);
-        let writing = held.writing.entry(key.to_owned()).or_default();
-        writing.in_flight += 1;
-        writing.overlapped |= writing.in_flight > 1;
-        drop(held);
+        self.lock().begin_write(key);
         self.freed.notify_waiters();
-    }
-
-    /// Ends a write of `key`; returns whether it overlapped another one.
-    fn end_write(held: &mut Held, key: &str) -> bool {
-        let Some(writing) = held.writing.get_mut(key) else { return true };
-        writing.in_flight -= 1;
-        let overlapped = writing.overlapped;
-        if writing.in_flight == 0 {
-            held.writing.remove(key);
-        }
-        overlapped
     }
 }
 
 impl Held {
+    fn begin_write(&mut self, key: &str) {
+        self.remove(key);
+        let writing = self.writing.entry(key.to_owned()).or_default();
+        writing.in_flight += 1;
+        writing.overlapped |= writing.in_flight > 1;
+    }
+
+    /// Ends a write of `key`; returns whether it overlapped another one.
+    fn end_write(&mut self, key: &str) -> bool {
+        let Some(writing) = self.writing.get_mut(key) else { return true };
+        writing.in_flight -= 1;
+        let overlapped = writing.overlapped;
+        if writing.in_flight == 0 {
+            self.writing.remove(key);
+        }
+        overlapped
+    }
+
     fn remove(&mut self, key: &str) -> Option<Entry> {
         let entry = self.entries.remove(key)?;
         self.bytes -= entry.bytes.len() as u64;
@@ -141,7 +143,7 @@ impl ObjectStore for Handoff {
         self.begin_write(key);
         let result = self.inner.put(key, bytes.clone(), meta).await;
         let mut held = self.lock();
-        let overlapped = Handoff::end_write(&mut held, key);
+        let overlapped = held.end_write(key);
         if let Ok(info) = &result
             && !overlapped
             && bytes.len() as u64 <= self.budget
@@ -171,7 +173,7 @@ impl ObjectStore for Handoff {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.begin_write(key);
         let result = self.inner.delete(key).await;
-        Handoff::end_write(&mut self.lock(), key);
+        self.lock().end_write(key);
         result
     }
 
@@ -244,7 +246,7 @@ mod tests {
         handoff.begin_write("a"); // another put of "a" is in flight
         put(&handoff, "a", b"inner").await;
         assert_eq!(handoff.held_bytes(), 0);
-        Handoff::end_write(&mut handoff.lock(), "a"); // and ends
+        handoff.lock().end_write("a"); // and ends
         // Once nothing is in flight, puts are held again.
         put(&handoff, "a", b"again").await;
         assert_eq!(handoff.held_bytes(), 5);
