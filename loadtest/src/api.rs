@@ -189,6 +189,20 @@ impl Api {
         json_of(request.send().await).await
     }
 
+    /// `GET /v1/images/{id}`: the image's record.
+    pub async fn record(&self, id: &str) -> Result<Value, CallError> {
+        let request = self.keyed(self.http.get(format!("{}/v1/images/{id}", self.base)));
+        json_of(request.send().await).await
+    }
+
+    /// `GET /v1/images/{id}/renditions/{name}`: the rendition's bytes (a redirect, as the
+    /// deployed API answers with a presigned URL, is followed).
+    pub async fn rendition(&self, id: &str, name: &str) -> Result<bytes::Bytes, CallError> {
+        let request = self.keyed(self.http.get(format!("{}/v1/images/{id}/renditions/{name}", self.base)));
+        let response = checked(request.send().await.map_err(CallError::from_reqwest)?).await?;
+        response.bytes().await.map_err(CallError::from_reqwest)
+    }
+
     /// `GET /healthz`: `Ok(version)` when the target answers (with its version, if it tells),
     /// an error when it cannot be reached.
     pub async fn health(&self) -> Result<Option<String>, CallError> {

@@ -8,7 +8,8 @@ use image::{ImageFormat, RgbImage};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// What an input is; hostile kinds must end FAILED, never DONE nor lost.
+/// What an input is; hostile kinds must end FAILED with their [`InputKind::expected_failure`],
+/// never DONE nor lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InputKind {
@@ -24,9 +25,40 @@ pub enum InputKind {
     TruncatedJpeg,
     /// Text bytes sent as an image.
     NotAnImage,
+    /// A small baseline JPEG with the top bit of one code count flipped in a Huffman table
+    /// (DHT): libjpeg-turbo reports "Bogus Huffman table definition".
+    HuffmanFlippedJpeg,
+    /// A small JPEG with a quantisation table (DQT) renumbered past the four that exist.
+    QuantFlippedJpeg,
+    /// A small JPEG whose frame header (SOF0) gives a component a zero sampling factor.
+    FrameFlippedJpeg,
+    /// A small PNG with one bit of its width or height flipped (IHDR), its CRC left stale.
+    HeaderFlippedPng,
+    /// A small PNG with a few bits flipped in its compressed pixels (IDAT), CRCs left stale.
+    DataFlippedPng,
+    /// A PNG cut off inside its pixel data.
+    TruncatedPng,
+    /// A small lossless WebP whose bitstream header (VP8L) claims an unknown version.
+    VersionFlippedWebp,
+    /// A WebP cut off inside its bitstream.
+    TruncatedWebp,
 }
 
 impl InputKind {
+    /// Every hostile kind, in the order the generator makes them.
+    pub const HOSTILE: [InputKind; 10] = [
+        InputKind::TruncatedJpeg,
+        InputKind::NotAnImage,
+        InputKind::HuffmanFlippedJpeg,
+        InputKind::QuantFlippedJpeg,
+        InputKind::FrameFlippedJpeg,
+        InputKind::HeaderFlippedPng,
+        InputKind::DataFlippedPng,
+        InputKind::TruncatedPng,
+        InputKind::VersionFlippedWebp,
+        InputKind::TruncatedWebp,
+    ];
+
     /// The snake_case name used in reports.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -36,12 +68,29 @@ impl InputKind {
             InputKind::File => "file",
             InputKind::TruncatedJpeg => "truncated_jpeg",
             InputKind::NotAnImage => "not_an_image",
+            InputKind::HuffmanFlippedJpeg => "huffman_flipped_jpeg",
+            InputKind::QuantFlippedJpeg => "quant_flipped_jpeg",
+            InputKind::FrameFlippedJpeg => "frame_flipped_jpeg",
+            InputKind::HeaderFlippedPng => "header_flipped_png",
+            InputKind::DataFlippedPng => "data_flipped_png",
+            InputKind::TruncatedPng => "truncated_png",
+            InputKind::VersionFlippedWebp => "version_flipped_webp",
+            InputKind::TruncatedWebp => "truncated_webp",
         }
     }
 
     /// Whether this input is made to fail.
     pub fn is_hostile(self) -> bool {
-        matches!(self, InputKind::TruncatedJpeg | InputKind::NotAnImage)
+        self.expected_failure().is_some()
+    }
+
+    /// The error kind a hostile input must end FAILED with (`None` for regular inputs).
+    pub fn expected_failure(self) -> Option<&'static str> {
+        match self {
+            InputKind::Jpeg | InputKind::Png | InputKind::Webp | InputKind::File => None,
+            InputKind::NotAnImage => Some("unsupported"),
+            _ => Some("corrupt"),
+        }
     }
 }
 
@@ -109,10 +158,19 @@ impl InputSet {
     /// Reads `Inputs::Corpus` or generates `Inputs::Synthetic` from `seed`, and adds the hostile
     /// inputs. Generation is CPU work: call it off the async runtime.
     pub fn prepare(inputs: &Inputs, seed: u64) -> Result<Self, InputError> {
-        let regular = match inputs {
-            Inputs::Corpus(dir) => corpus(dir)?,
-            Inputs::Synthetic(sizes) => synthetic(sizes, seed)?,
-        };
+        Self::prepare_all(std::slice::from_ref(inputs), seed)
+    }
+
+    /// [`InputSet::prepare`] over several sources (e.g. synthetic images and a few real photos),
+    /// their inputs one after another.
+    pub fn prepare_all(sources: &[Inputs], seed: u64) -> Result<Self, InputError> {
+        let mut regular = Vec::new();
+        for source in sources {
+            regular.extend(match source {
+                Inputs::Corpus(dir) => corpus(dir)?,
+                Inputs::Synthetic(sizes) => synthetic(sizes, seed)?,
+            });
+        }
         let hostile = hostile_inputs(&regular, seed)?;
         let regular_ids = (0..regular.len() as u32).collect();
         let hostile_ids = (regular.len() as u32..(regular.len() + hostile.len()) as u32).collect();
@@ -253,14 +311,20 @@ fn extension(format: ImageFormat) -> &'static str {
     format.extensions_str().first().copied().unwrap_or("bin")
 }
 
-/// Every file under `dir` (hidden ones skipped), in path order, typed by its first bytes.
+/// Every file under `dir` (hidden ones skipped), in path order, typed by its first bytes; `dir`
+/// may also be a single file.
 fn corpus(dir: &Path) -> Result<Vec<Input>, InputError> {
     let read_error = |path: &Path| {
         let path = path.to_path_buf();
         move |source| InputError::Read { path, source }
     };
     let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
+    let mut pending = Vec::new();
+    if dir.is_dir() {
+        pending.push(dir.to_path_buf());
+    } else {
+        files.push(dir.to_path_buf());
+    }
     while let Some(current) = pending.pop() {
         for entry in std::fs::read_dir(&current).map_err(read_error(&current))? {
             let path = entry.map_err(read_error(&current))?.path();
@@ -291,23 +355,164 @@ fn corpus(dir: &Path) -> Result<Vec<Input>, InputError> {
     Ok(inputs)
 }
 
-/// A JPEG cut after its headers and a little of its scan, and text sent as a PNG.
+/// One input of each [`InputKind::HOSTILE`] kind: a JPEG cut in half (a regular one when there
+/// is one), text posing as a PNG, and small synthetic JPEG, PNG and WebP images damaged where
+/// decoders keep state (Huffman and quantisation tables, frame and image headers), or cut short.
+/// Which table, bit and offset is damaged follows `seed`.
 fn hostile_inputs(regular: &[Input], seed: u64) -> Result<Vec<Input>, InputError> {
-    let jpeg = match regular.iter().find(|i| i.content_type == "image/jpeg" && i.bytes.len() > 1024) {
+    let small = |format| encode(pixels(Size { width: 160, height: 120 }, seed ^ 0x5eed), format);
+    let (jpeg, png, webp) = (small(ImageFormat::Jpeg)?, small(ImageFormat::Png)?, small(ImageFormat::WebP)?);
+    let big_jpeg = match regular.iter().find(|i| i.content_type == "image/jpeg" && i.bytes.len() > 1024) {
         Some(input) => input.bytes.clone(),
-        None => encode(pixels(Size { width: 320, height: 240 }, seed ^ 0x5eed), ImageFormat::Jpeg)?,
+        None => jpeg.clone(),
     };
-    let truncated = jpeg.slice(..jpeg.len() / 2);
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0xbad_f00d);
     let text = Bytes::from_static(b"this is a text file, not an image; the pipeline must end it FAILED unsupported\n");
-    Ok(vec![
-        Input {
-            bytes: truncated,
-            content_type: "image/jpeg",
-            kind: InputKind::TruncatedJpeg,
-            name: "truncated.jpg".into(),
-        },
-        Input { bytes: text, content_type: "image/png", kind: InputKind::NotAnImage, name: "not-an-image.png".into() },
-    ])
+    let damaged = InputKind::HOSTILE
+        .into_iter()
+        .map(|kind| {
+            let (bytes, content_type, name) = match kind {
+                InputKind::TruncatedJpeg => (big_jpeg.slice(..big_jpeg.len() / 2), "image/jpeg", "truncated.jpg"),
+                InputKind::NotAnImage => (text.clone(), "image/png", "not-an-image.png"),
+                InputKind::HuffmanFlippedJpeg => (damage::huffman(&jpeg, &mut rng), "image/jpeg", "huffman.jpg"),
+                InputKind::QuantFlippedJpeg => (damage::quantisation(&jpeg, &mut rng), "image/jpeg", "dqt.jpg"),
+                InputKind::FrameFlippedJpeg => (damage::frame(&jpeg, &mut rng), "image/jpeg", "sof.jpg"),
+                InputKind::HeaderFlippedPng => (damage::png_header(&png, &mut rng), "image/png", "ihdr.png"),
+                InputKind::DataFlippedPng => (damage::png_data(&png, &mut rng), "image/png", "idat.png"),
+                InputKind::TruncatedPng => (damage::png_cut(&png, &mut rng), "image/png", "truncated.png"),
+                InputKind::VersionFlippedWebp => (damage::webp_version(&webp, &mut rng), "image/webp", "vp8l.webp"),
+                InputKind::TruncatedWebp => (damage::webp_cut(&webp, &mut rng), "image/webp", "truncated.webp"),
+                regular => unreachable!("{regular:?} is not hostile"),
+            };
+            Input { bytes, content_type, kind, name: name.into() }
+        })
+        .collect();
+    Ok(damaged)
+}
+
+/// Damage done to well-formed images where it hurts: each function finds its segment, chunk or
+/// field by walking the file's structure (so it lands there whatever the encoder wrote) and
+/// panics when the structure is missing, which only a change of the synthetic encoder can cause.
+mod damage {
+    use bytes::Bytes;
+    use std::ops::Range;
+
+    /// The payloads (after the length) of every JPEG marker segment `marker` before the scan.
+    pub(super) fn jpeg_segments(jpeg: &[u8], marker: u8) -> Vec<Range<usize>> {
+        let mut found = Vec::new();
+        let mut at = 2; // after SOI
+        while at + 4 <= jpeg.len() && jpeg[at] == 0xFF {
+            let kind = jpeg[at + 1];
+            let end = at + 2 + usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
+            if kind == marker {
+                found.push(at + 4..end.min(jpeg.len()));
+            }
+            if kind == 0xDA {
+                break; // the entropy-coded scan follows
+            }
+            at = end;
+        }
+        found
+    }
+
+    /// The data range of the first PNG chunk named `name`.
+    pub(super) fn png_chunk(png: &[u8], name: &[u8; 4]) -> Range<usize> {
+        let mut at = 8; // after the signature
+        while at + 8 <= png.len() {
+            let length = u32::from_be_bytes(png[at..at + 4].try_into().expect("4 bytes")) as usize;
+            if &png[at + 4..at + 8] == name {
+                return at + 8..at + 8 + length;
+            }
+            at += 12 + length;
+        }
+        panic!("the synthetic PNG has no {} chunk", String::from_utf8_lossy(name))
+    }
+
+    /// The data range of the first RIFF chunk `fourcc` of a WebP.
+    pub(super) fn webp_chunk(webp: &[u8], fourcc: &[u8; 4]) -> Range<usize> {
+        let mut at = 12; // after RIFF, its size and WEBP
+        while at + 8 <= webp.len() {
+            let length = u32::from_le_bytes(webp[at + 4..at + 8].try_into().expect("4 bytes")) as usize;
+            if &webp[at..at + 4] == fourcc {
+                return at + 8..at + 8 + length;
+            }
+            at += 8 + length + (length & 1);
+        }
+        panic!("the synthetic WebP has no {} chunk", String::from_utf8_lossy(fourcc))
+    }
+
+    fn edited(bytes: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+        let mut copy = bytes.to_vec();
+        edit(&mut copy);
+        Bytes::from(copy)
+    }
+
+    /// Flips the top bit of the count of codes of one length (1..=16) in one Huffman table:
+    /// 128 codes more than the table holds symbols for.
+    pub(super) fn huffman(jpeg: &[u8], rng: &mut fastrand::Rng) -> Bytes {
+        let tables = jpeg_segments(jpeg, 0xC4);
+        assert!(!tables.is_empty(), "the synthetic JPEG has no DHT segment");
+        let table = &tables[rng.usize(..tables.len())];
+        // The segment starts with the table's class and id, then its 16 code counts.
+        let count = table.start + 1 + rng.usize(..16);
+        edited(jpeg, |b| b[count] ^= 0x80)
+    }
+
+    /// Renumbers the first quantisation table to 4 or 8 (one bit of its id; JPEG has ids 0..=3).
+    pub(super) fn quantisation(jpeg: &[u8], rng: &mut fastrand::Rng) -> Bytes {
+        let table = jpeg_segments(jpeg, 0xDB).into_iter().next().expect("the synthetic JPEG has a DQT segment");
+        let bit = if rng.bool() { 0x04 } else { 0x08 };
+        edited(jpeg, |b| b[table.start] ^= bit)
+    }
+
+    /// Clears the horizontal sampling factor of one component in the frame header (its set
+    /// bits flipped), which libjpeg-turbo refuses as bogus.
+    pub(super) fn frame(jpeg: &[u8], rng: &mut fastrand::Rng) -> Bytes {
+        let frame = jpeg_segments(jpeg, 0xC0).into_iter().next().expect("the synthetic JPEG is baseline (SOF0)");
+        // Precision, height, width, component count; then id, sampling, table per component.
+        let components = usize::from(jpeg[frame.start + 5]);
+        let sampling = frame.start + 6 + 3 * rng.usize(..components) + 1;
+        edited(jpeg, |b| b[sampling] &= 0x0F)
+    }
+
+    /// Flips the lowest bit of the width or the height in IHDR, leaving its CRC stale.
+    pub(super) fn png_header(png: &[u8], rng: &mut fastrand::Rng) -> Bytes {
+        let header = png_chunk(png, b"IHDR");
+        let field = if rng.bool() { header.start + 3 } else { header.start + 7 };
+        edited(png, |b| b[field] ^= 0x01)
+    }
+
+    /// Flips one to three bits in the first IDAT's compressed data, leaving its CRC stale.
+    pub(super) fn png_data(png: &[u8], rng: &mut fastrand::Rng) -> Bytes {
+        let data = png_chunk(png, b"IDAT");
+        let flips = rng.usize(1..=3);
+        edited(png, |b| {
+            for _ in 0..flips {
+                b[rng.usize(data.clone())] ^= 1 << rng.u8(..8);
+            }
+        })
+    }
+
+    /// Cuts the PNG somewhere in its first IDAT.
+    pub(super) fn png_cut(png: &[u8], rng: &mut fastrand::Rng) -> Bytes {
+        let data = png_chunk(png, b"IDAT");
+        Bytes::copy_from_slice(&png[..rng.usize(data.start + 1..data.end)])
+    }
+
+    /// Sets one of the three version bits of the VP8L header (only version 0 exists).
+    pub(super) fn webp_version(webp: &[u8], rng: &mut fastrand::Rng) -> Bytes {
+        let bitstream = webp_chunk(webp, b"VP8L");
+        // Signature byte, then 14 bits width - 1, 14 bits height - 1, alpha, 3 version bits.
+        let version_bit = 0x20 << rng.u8(..3);
+        edited(webp, |b| b[bitstream.start + 4] |= version_bit)
+    }
+
+    /// Cuts the WebP somewhere in the second half of its bitstream.
+    pub(super) fn webp_cut(webp: &[u8], rng: &mut fastrand::Rng) -> Bytes {
+        let bitstream = webp_chunk(webp, b"VP8L");
+        let middle = bitstream.start + bitstream.len() / 2;
+        Bytes::copy_from_slice(&webp[..rng.usize(middle..bitstream.end)])
+    }
 }
 
 #[cfg(test)]
@@ -335,16 +540,45 @@ mod tests {
     }
 
     #[test]
-    fn hostile_inputs_are_a_cut_jpeg_and_no_image_at_all() {
+    fn hostile_inputs_are_one_of_each_kind_damaged_where_they_say() {
         let set = small();
-        let find = |kind| set.inputs().iter().find(|i| i.kind == kind).unwrap();
+        let find = |kind| &set.inputs().iter().find(|i| i.kind == kind).unwrap().bytes;
+        let kinds: Vec<InputKind> = set.inputs().iter().map(|i| i.kind).filter(|k| k.is_hostile()).collect();
+        assert_eq!(kinds, InputKind::HOSTILE);
         // Lenient decoders fill a cut scan with grey, so check the shape rather than decode:
         // a JPEG's start without its end-of-image marker (libjpeg-turbo calls that corrupt).
-        let cut = &find(InputKind::TruncatedJpeg).bytes;
+        let cut = find(InputKind::TruncatedJpeg);
         assert!(cut.starts_with(&[0xFF, 0xD8]) && !cut.ends_with(&[0xFF, 0xD9]), "{:?}", &cut[cut.len() - 2..]);
-        assert!(image::load_from_memory(&find(InputKind::NotAnImage).bytes).is_err());
-        assert!(image::guess_format(&find(InputKind::NotAnImage).bytes).is_err());
-        assert!(set.inputs().iter().filter(|i| i.kind.is_hostile()).count() == 2);
+        assert!(image::load_from_memory(find(InputKind::NotAnImage)).is_err());
+        assert!(image::guess_format(find(InputKind::NotAnImage)).is_err());
+
+        // Each damaged file differs from its source in the segment or chunk it names, only there.
+        let source = |format| encode(pixels(Size { width: 160, height: 120 }, 7 ^ 0x5eed), format).unwrap();
+        let (jpeg, png, webp) = (source(ImageFormat::Jpeg), source(ImageFormat::Png), source(ImageFormat::WebP));
+        let differing = |a: &[u8], b: &[u8]| -> Vec<usize> { (0..a.len()).filter(|&i| a[i] != b[i]).collect() };
+        let within = |kind, source: &Bytes, ranges: Vec<std::ops::Range<usize>>| {
+            let damaged = find(kind);
+            let changed = differing(source, damaged);
+            assert!(!changed.is_empty(), "{kind:?} changed nothing");
+            assert!(
+                changed.iter().all(|i| ranges.iter().any(|r| r.contains(i))),
+                "{kind:?}: {changed:?} vs {ranges:?}"
+            );
+        };
+        within(InputKind::HuffmanFlippedJpeg, &jpeg, damage::jpeg_segments(&jpeg, 0xC4));
+        within(InputKind::QuantFlippedJpeg, &jpeg, damage::jpeg_segments(&jpeg, 0xDB));
+        within(InputKind::FrameFlippedJpeg, &jpeg, damage::jpeg_segments(&jpeg, 0xC0));
+        within(InputKind::HeaderFlippedPng, &png, vec![damage::png_chunk(&png, b"IHDR")]);
+        within(InputKind::DataFlippedPng, &png, vec![damage::png_chunk(&png, b"IDAT")]);
+        within(InputKind::VersionFlippedWebp, &webp, vec![damage::webp_chunk(&webp, b"VP8L")]);
+        for (kind, source) in [(InputKind::TruncatedPng, &png), (InputKind::TruncatedWebp, &webp)] {
+            let cut = find(kind);
+            assert!(cut.len() < source.len() && source.starts_with(cut), "{kind:?}");
+        }
+        // One bit in the Huffman table: the top bit of a code count.
+        let huffman = differing(&jpeg, find(InputKind::HuffmanFlippedJpeg));
+        assert_eq!(huffman.len(), 1);
+        assert_eq!(jpeg[huffman[0]] ^ find(InputKind::HuffmanFlippedJpeg)[huffman[0]], 0x80);
     }
 
     #[test]

@@ -5,11 +5,15 @@
 //! - [`config`]: [`RunConfig`]: the target, the load shape ([`Load`]: closed or open loop), the
 //!   upload [`Mode`] (direct, presigned, mixed) and the [`Inputs`].
 //! - [`inputs`]: the bodies, prepared before the clock starts: a folder, or synthetic
-//!   JPEG/PNG/WebP images from a seed, plus hostile ones (a truncated JPEG, text).
+//!   JPEG/PNG/WebP images from a seed, plus hostile ones (truncations, text, bits flipped in
+//!   JPEG Huffman and quantisation tables and frame headers, PNG headers and data, WebP).
 //! - [`run()`]: one run: upload phase, drain, report. The binary is a thin wrapper around it.
 //! - [`report`]: [`Report`] (`report.json`), its Markdown, the plots, and [`compare`].
 //! - [`cost`]: the cost model per million images, with documented, overridable unit prices.
 //! - [`stats`]: HDR latency percentiles, time series, the clock offset to the target.
+//! - [`soak()`]: a long run against one server: every upload followed to its final record and
+//!   checked against a fresh run of the kernel ([`soak::expect_fresh`]), the server's memory
+//!   sampled ([`rss`]), a [`SoakReport`] with its plot.
 //! - [`api`]: the v1 client (one pooled connection set); [`drain`]: paged polling of the listing.
 //! - internals: `drive` (the closed and open loops), `plot` (SVG and PNG through plotters).
 
@@ -21,9 +25,12 @@ mod drive;
 pub mod inputs;
 mod plot;
 pub mod report;
+pub mod rss;
 mod run;
+pub mod soak;
 pub mod stats;
 
 pub use config::{Inputs, Load, Mode, RunConfig, Size};
 pub use report::{Report, compare};
 pub use run::{RunError, run};
+pub use soak::{SoakConfig, SoakError, SoakReport, soak};

@@ -3,6 +3,7 @@
 //! font library is needed, and encoded by `image`).
 
 use crate::report::{PLOTS, Report, WriteError};
+use crate::rss::RssFigures;
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -18,11 +19,44 @@ const FONT_BYTES: &[u8] = include_bytes!("../../processor/assets/DejaVuSans-Bold
 const UPLOADED: RGBColor = RGBColor(31, 119, 180);
 const COMPLETED: RGBColor = RGBColor(44, 160, 44);
 const MARKER: RGBColor = RGBColor(214, 39, 40);
+const GREY: RGBColor = RGBColor(127, 127, 127);
 
 type DrawResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// Draws every plot of [`PLOTS`] as `NAME.svg` and `NAME.png` into `dir`; the paths written.
 pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, WriteError> {
+    let mut written = Vec::new();
+    for name in PLOTS {
+        written.extend(write_figure(dir, name, &ReportPlot { name, report })?);
+    }
+    Ok(written)
+}
+
+/// A plot that can be drawn on any backend.
+pub(crate) trait Figure {
+    /// Draws the plot over `area`.
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static;
+}
+
+/// One of the report's plots.
+struct ReportPlot<'a> {
+    name: &'a str,
+    report: &'a Report,
+}
+
+impl Figure for ReportPlot<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        draw(self.name, self.report, area)
+    }
+}
+
+/// Draws `figure` as `NAME.svg` and `NAME.png` into `dir`; the paths written.
+pub(crate) fn write_figure(dir: &Path, name: &str, figure: &impl Figure) -> Result<Vec<PathBuf>, WriteError> {
     static FONTS: Once = Once::new();
     FONTS.call_once(|| {
         for style in [FontStyle::Normal, FontStyle::Bold] {
@@ -30,27 +64,27 @@ pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, WriteError
                 .unwrap_or_else(|_| panic!("the bundled font parses"));
         }
     });
-    let mut written = Vec::new();
-    for name in PLOTS {
-        let svg_path = dir.join(format!("{name}.svg"));
-        let mut svg = String::new();
-        {
-            let area = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-            draw(name, report, &area).and_then(|()| Ok(area.present()?)).map_err(plot_error(&svg_path))?;
-        }
-        std::fs::write(&svg_path, svg).map_err(|source| WriteError::Io { path: svg_path.clone(), source })?;
-        written.push(svg_path);
+    let svg_path = dir.join(format!("{name}.svg"));
+    let mut svg = String::new();
+    paint(&SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(), figure).map_err(plot_error(&svg_path))?;
+    std::fs::write(&svg_path, svg).map_err(|source| WriteError::Io { path: svg_path.clone(), source })?;
 
-        let png_path = dir.join(format!("{name}.png"));
-        let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
-        {
-            let area = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
-            draw(name, report, &area).and_then(|()| Ok(area.present()?)).map_err(plot_error(&png_path))?;
-        }
-        write_png(&png_path, &pixels)?;
-        written.push(png_path);
-    }
-    Ok(written)
+    let png_path = dir.join(format!("{name}.png"));
+    let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    paint(&BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area(), figure).map_err(plot_error(&png_path))?;
+    write_png(&png_path, &pixels)?;
+    Ok(vec![svg_path, png_path])
+}
+
+/// A white background, the figure, and the backend's output.
+fn paint<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, figure: &impl Figure) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    area.fill(&WHITE)?;
+    figure.draw(area)?;
+    area.present()?;
+    Ok(())
 }
 
 /// Encodes an RGB buffer of [`SIZE`] as PNG, compressed hard (plots are flat colours).
@@ -73,7 +107,6 @@ fn draw<DB: DrawingBackend>(name: &str, report: &Report, area: &DrawingArea<DB, 
 where
     DB::ErrorType: 'static,
 {
-    area.fill(&WHITE)?;
     match name {
         "latency_histogram" => latency_histogram(report, area),
         "latency_cdf" => latency_cdf(report, area),
@@ -247,4 +280,60 @@ where
         AreaSeries::new(start.chain(points), 0.0, UPLOADED.mix(0.35)).border_style(UPLOADED.stroke_width(2)),
     )?;
     Ok(())
+}
+
+/// A soak's resident memory over time, with the warm-up's end, the first half's peak and the
+/// peak the second half may reach.
+pub(crate) struct RssPlot<'a> {
+    /// The samples and their verdict.
+    pub rss: &'a RssFigures,
+    /// The chart's title.
+    pub caption: String,
+}
+
+impl Figure for RssPlot<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let rss = self.rss;
+        let seconds = |ms: u64| ms as f64 / 1000.0;
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        let x_max = rss.samples.last().map_or(0.0, |s| seconds(s.ms)).max(0.001);
+        let top = rss.samples.iter().map(|s| s.kib).max().unwrap_or(0).max(rss.allowed_kib);
+        let y_max = (mib(top) * 1.3).max(1.0); // room for the legend
+        let mut chart = chart(
+            area,
+            self.caption.clone(),
+            (x_max, "seconds since start"),
+            (y_max, "server resident memory (MiB)"),
+            &|x| seconds_label(*x, x_max),
+        )?;
+        let line = |points: Vec<(f64, f64)>, colour: RGBColor| PathElement::new(points, colour.stroke_width(2));
+        chart
+            .draw_series(LineSeries::new(
+                rss.samples.iter().map(|s| (seconds(s.ms), mib(s.kib))),
+                UPLOADED.stroke_width(2),
+            ))?
+            .label("VmRSS")
+            .legend(line_key(UPLOADED));
+        if let Some(warm) = rss.samples.iter().find(|s| s.finished >= rss.warmup_images) {
+            let x = seconds(warm.ms);
+            chart
+                .draw_series(std::iter::once(line(vec![(x, 0.0), (x, y_max)], GREY)))?
+                .label(format!("warm-up done ({} images)", rss.warmup_images))
+                .legend(line_key(GREY));
+        }
+        for (label, kib, colour) in [
+            ("first half's peak", rss.first_half_peak_kib, COMPLETED),
+            ("allowed peak in the second half", rss.allowed_kib, MARKER),
+        ] {
+            let y = mib(kib);
+            chart
+                .draw_series(std::iter::once(line(vec![(0.0, y), (x_max, y)], colour)))?
+                .label(format!("{label}: {y:.0} MiB"))
+                .legend(line_key(colour));
+        }
+        legend(&mut chart)
+    }
 }

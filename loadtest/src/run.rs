@@ -53,12 +53,7 @@ pub async fn run(config: RunConfig) -> Result<Report, RunError> {
     let inputs = Arc::new(inputs);
     let items = inputs.plan(config.images, config.hostile, config.mode, config.seed);
 
-    let bars = MultiProgress::with_draw_target(if config.progress && std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
-    let style = |template: &str| ProgressStyle::with_template(template).expect("the progress templates are valid");
+    let bars = MultiProgress::with_draw_target(draw_target(config.progress));
     let upload_bar = bars.add(
         ProgressBar::new(items.len() as u64)
             .with_style(style("{spinner} upload [{elapsed_precise}] {bar:40} {pos}/{len} {msg} ({per_sec})")),
@@ -93,6 +88,24 @@ pub async fn run(config: RunConfig) -> Result<Report, RunError> {
         report.write(out)?;
     }
     Ok(report)
+}
+
+/// Stderr when `progress` is on and stderr is a terminal; nowhere otherwise.
+fn draw_target(progress: bool) -> ProgressDrawTarget {
+    if progress && std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).expect("the progress templates are valid")
+}
+
+/// A bar of `len` steps drawn as `template`, where [`draw_target`] says.
+pub(crate) fn progress_bar(progress: bool, len: u64, template: &str) -> ProgressBar {
+    ProgressBar::with_draw_target(Some(len), draw_target(progress)).with_style(style(template))
 }
 
 /// Turns what was seen into the report's figures.
