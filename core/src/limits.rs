@@ -17,6 +17,9 @@ pub struct Limits {
     pub max_frames: u32,
     /// Most bytes a decoder may allocate for one image (pixels, colour profiles, metadata).
     pub max_alloc: u64,
+    /// Most scans a progressive JPEG may have: each one is another pass over every coefficient,
+    /// so a small file with thousands of scans would hold a core for minutes.
+    pub max_scans: u32,
     /// Input formats this deployment accepts; others fail as `unsupported`.
     pub formats: Vec<InputFormat>,
 }
@@ -41,6 +44,8 @@ impl Default for Limits {
             max_frames: 100,
             // 50 MP of 16-bit RGBA is 400 MB; anything above that is not a picture anyone uploads.
             max_alloc: 448 * 1024 * 1024,
+            // Encoders write about 10 scans; libjpeg-turbo suggests a limit of 500 for untrusted data.
+            max_scans: 500,
             formats: Self::DEFAULT_FORMATS.to_vec(),
         }
     }

@@ -6,7 +6,6 @@ use crate::probe::{Header, check_size};
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader};
 use imgpipe_core::{ImageError, InputFormat, Limits};
-use std::cell::RefCell;
 use std::io::Cursor;
 
 /// Bytes a decoder may use beyond the pixels: colour profiles, EXIF, text chunks.
@@ -24,7 +23,7 @@ pub struct Decoded {
 pub fn decode(bytes: &[u8], header: &Header, limits: &Limits, need: Size) -> Result<Decoded, ImageError> {
     let decoded = match &header.jpeg {
         Some(jpeg) if jpeg.components != 4 => {
-            let image = decode_turbo(bytes, header, need)?;
+            let image = decode_turbo(bytes, header, limits, need)?;
             Decoded { image, orientation: jpeg.orientation.unwrap_or(Orientation::NoTransforms) }
         }
         _ => decode_image_rs(bytes, header, limits)?,
@@ -32,37 +31,43 @@ pub fn decode(bytes: &[u8], header: &Header, limits: &Limits, need: Size) -> Res
     Ok(Decoded { image: to_rgb_or_rgba(decoded.image), ..decoded })
 }
 
-thread_local! {
-    static DECOMPRESSOR: RefCell<Option<turbojpeg::Decompressor>> = const { RefCell::new(None) };
-}
-
-fn decode_turbo(bytes: &[u8], header: &Header, need: Size) -> Result<DynamicImage, ImageError> {
+/// Decodes a JPEG through libjpeg-turbo, shrunk by the largest DCT factor that still covers `need`.
+///
+/// Every image gets a decompressor of its own. A libjpeg handle keeps the Huffman and
+/// quantisation tables of the last image it read, on purpose (abbreviated streams reuse them),
+/// and after an error it can be left mid-state: with one handle per thread, a JPEG with damaged
+/// tables made every later JPEG on that thread fail, and even a good one could change how the
+/// next decodes. A new handle costs about a microsecond (benches: `decode/new decompressor`),
+/// against milliseconds for the smallest photo.
+fn decode_turbo(bytes: &[u8], header: &Header, limits: &Limits, need: Size) -> Result<DynamicImage, ImageError> {
     let shrink = jpeg_shrink(header.width, header.height, need);
     let (width, height) = (header.width.div_ceil(shrink), header.height.div_ceil(shrink));
     let mut pixels = vec![0u8; width as usize * height as usize * 3];
-    DECOMPRESSOR.with_borrow_mut(|slot| {
-        let decompressor = match slot {
-            Some(d) => d,
-            None => slot.insert(turbojpeg::Decompressor::new().map_err(internal)?),
-        };
-        decompressor.set_scaling_factor(turbojpeg::ScalingFactor::new(1, shrink as usize)).map_err(internal)?;
-        let output = turbojpeg::Image {
-            pixels: pixels.as_mut_slice(),
-            width: width as usize,
-            pitch: width as usize * 3,
-            height: height as usize,
-            format: turbojpeg::PixelFormat::RGB,
-        };
-        match decompressor.decompress(bytes, output) {
-            Ok(()) => Ok(()),
-            // libjpeg-turbo reports warnings as failures after writing every pixel. Stray bytes
-            // between markers are common in camera files and harmless; anything else (above
-            // all "Premature end of JPEG file") means missing or damaged pixels.
-            Err(turbojpeg::Error::TurboJpegError(msg)) if msg.contains("extraneous bytes before marker") => Ok(()),
-            Err(turbojpeg::Error::TurboJpegError(msg)) => Err(ImageError::corrupt(jpeg_message(&msg))),
-            Err(other) => Err(internal(other)),
+    let mut decompressor = turbojpeg::Decompressor::new().map_err(internal)?;
+    decompressor.set_scaling_factor(turbojpeg::ScalingFactor::new(1, shrink as usize)).map_err(internal)?;
+    decompressor.set_scan_limit(limits.max_scans).map_err(internal)?;
+    let output = turbojpeg::Image {
+        pixels: pixels.as_mut_slice(),
+        width: width as usize,
+        pitch: width as usize * 3,
+        height: height as usize,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    match decompressor.decompress(bytes, output) {
+        Ok(()) => {}
+        // libjpeg-turbo reports warnings as failures after writing every pixel. Stray bytes
+        // between markers are common in camera files and harmless; anything else (above all
+        // "Premature end of JPEG file") means missing or damaged pixels.
+        Err(turbojpeg::Error::TurboJpegError(msg)) if msg.contains("extraneous bytes before marker") => {}
+        Err(turbojpeg::Error::TurboJpegError(msg)) if msg.contains("maximum scans") => {
+            return Err(ImageError::limits(format!(
+                "the progressive JPEG has more than {} scans (each one is another pass over the image)",
+                limits.max_scans
+            )));
         }
-    })?;
+        Err(turbojpeg::Error::TurboJpegError(msg)) => return Err(ImageError::corrupt(jpeg_message(&msg))),
+        Err(other) => return Err(internal(other)),
+    }
     let image = image::RgbImage::from_raw(width, height, pixels).ok_or_else(|| internal("JPEG buffer size"))?;
     Ok(DynamicImage::ImageRgb8(image))
 }

@@ -6,8 +6,14 @@ use image::DynamicImage;
 use imgpipe_core::ImageError;
 use std::cell::RefCell;
 
+/// Scratch memory a thread's `Resizer` keeps between images. Photos need a few MiB; one huge
+/// image (or a hostile one at the pixel limit) would otherwise pin hundreds of MiB per thread
+/// for the rest of the process's life.
+const MAX_KEPT_SCRATCH: usize = 32 * 1024 * 1024;
+
 thread_local! {
-    // A Resizer owns its scratch buffers: one per (rayon) thread, reused for every image.
+    // A Resizer owns its scratch buffers: one per (rayon) thread, reused for every image. Its
+    // output depends on the input alone: the buffers are overwritten, never read first.
     static RESIZER: RefCell<Resizer> = RefCell::new(Resizer::new());
 }
 
@@ -22,7 +28,13 @@ pub fn resize(src: &DynamicImage, size: Size, crop: bool) -> Result<DynamicImage
         options = options.fit_into_destination(None);
     }
     RESIZER
-        .with_borrow_mut(|resizer| resizer.resize(src, &mut dst, &options))
+        .with_borrow_mut(|resizer| {
+            let resized = resizer.resize(src, &mut dst, &options);
+            if resizer.size_of_internal_buffers() > MAX_KEPT_SCRATCH {
+                resizer.reset_internal_buffers();
+            }
+            resized
+        })
         .map_err(|e| ImageError::internal(format!("resize to {}×{} failed: {e}", size.0, size.1)))?;
     Ok(dst)
 }
@@ -43,6 +55,14 @@ mod tests {
         let out = resize(&DynamicImage::ImageRgb8(src), (10, 10), true).unwrap().into_rgb8();
         assert_eq!(out.dimensions(), (10, 10));
         assert!(out.pixels().all(|p| p[1] > 200 && p[0] < 60 && p[2] < 60), "{:?}", out.get_pixel(0, 0));
+    }
+
+    #[test]
+    fn a_huge_resize_leaves_no_huge_scratch_behind() {
+        let huge = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(4000, 3000, image::Rgba([1, 2, 3, 128])));
+        resize(&huge, (1000, 750), false).unwrap();
+        let kept = RESIZER.with_borrow(|resizer| resizer.size_of_internal_buffers());
+        assert!(kept <= MAX_KEPT_SCRATCH, "{kept} bytes of scratch kept");
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Watermarks: text (bundled DejaVu Sans Bold via `ab_glyph` + `imageproc`) or a PNG logo.
 //!
-//! The overlay is rendered once per rendition width and cached; stamping an image is one tight
-//! loop over the pixels the overlay covers, blending premultiplied colour.
+//! The overlay is rendered once per rendition width and cached (the most recently used
+//! [`MAX_OVERLAYS`] widths: portrait and odd-shaped images each bring a width of their own, so
+//! an unbounded cache would grow with every new shape); stamping an image is one tight loop over
+//! the pixels the overlay covers, blending premultiplied colour. The overlay depends on the width
+//! alone, never on what was stamped before.
 
 use ab_glyph::{FontRef, PxScale};
 use image::{DynamicImage, Rgba, RgbaImage};
@@ -14,11 +17,22 @@ static FONT: LazyLock<FontRef<'static>> = LazyLock::new(|| {
     FontRef::try_from_slice(include_bytes!("../assets/DejaVuSans-Bold.ttf")).expect("the bundled font parses")
 });
 
+/// Rendition widths whose overlays are kept per watermark (the largest, for a 2048-wide
+/// rendition at the default scale, is about 200 KB).
+pub const MAX_OVERLAYS: usize = 64;
+
 /// A watermark ready to stamp: its spec, its source pixels or text, and the overlay cache.
 pub struct Stamp {
     spec: Watermark,
     logo: Option<RgbaImage>,
-    overlays: Mutex<HashMap<u32, Arc<Overlay>>>,
+    overlays: Mutex<Overlays>,
+}
+
+/// Overlays by rendition width, each with the tick it was last used at.
+#[derive(Default)]
+struct Overlays {
+    by_width: HashMap<u32, (Arc<Overlay>, u64)>,
+    tick: u64,
 }
 
 /// A rendered overlay: premultiplied RGBA with the watermark's opacity already applied.
@@ -31,7 +45,7 @@ struct Overlay {
 impl Stamp {
     /// Prepares `spec`; a logo watermark needs the logo's decoded pixels.
     pub fn new(spec: Watermark, logo: Option<RgbaImage>) -> Self {
-        Self { spec, logo, overlays: Mutex::new(HashMap::new()) }
+        Self { spec, logo, overlays: Mutex::new(Overlays::default()) }
     }
 
     /// Draws the watermark onto `image` (`Rgb8` or `Rgba8`, upright).
@@ -54,10 +68,23 @@ impl Stamp {
         }
     }
 
-    /// The overlay for renditions `width` wide, rendered on first use.
+    /// The overlay for renditions `width` wide, rendered on first use; when the cache is full,
+    /// the least recently used width makes room.
     fn overlay(&self, width: u32) -> Arc<Overlay> {
         let mut cache = self.overlays.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        cache.entry(width).or_insert_with(|| Arc::new(self.render(width))).clone()
+        cache.tick += 1;
+        let tick = cache.tick;
+        if let Some((overlay, used)) = cache.by_width.get_mut(&width) {
+            *used = tick;
+            return overlay.clone();
+        }
+        if cache.by_width.len() >= MAX_OVERLAYS {
+            let oldest = cache.by_width.iter().min_by_key(|(_, (_, used))| *used).map(|(&width, _)| width);
+            oldest.map(|width| cache.by_width.remove(&width));
+        }
+        let overlay = Arc::new(self.render(width));
+        cache.by_width.insert(width, (overlay.clone(), tick));
+        overlay
     }
 
     fn render(&self, width: u32) -> Overlay {
@@ -191,7 +218,26 @@ mod tests {
             stamp.apply(&mut DynamicImage::ImageRgb8(image::RgbImage::new(200, 100)));
             stamp.apply(&mut DynamicImage::ImageRgb8(image::RgbImage::new(300, 100)));
         }
-        assert_eq!(stamp.overlays.lock().unwrap().len(), 2);
+        assert_eq!(stamp.overlays.lock().unwrap().by_width.len(), 2);
+    }
+
+    #[test]
+    fn the_overlay_cache_keeps_the_recent_widths_and_stamps_the_same_after_eviction() {
+        let stamp = text_stamp(Anchor::BottomRight, 0.5);
+        let stamped = |width: u32| {
+            let mut image = DynamicImage::ImageRgb8(image::RgbImage::new(width, 60));
+            stamp.apply(&mut image);
+            image
+        };
+        let first = stamped(200);
+        for width in 300..300 + 2 * MAX_OVERLAYS as u32 {
+            stamped(width);
+        }
+        let cache = stamp.overlays.lock().unwrap().by_width.keys().copied().collect::<Vec<_>>();
+        assert_eq!(cache.len(), MAX_OVERLAYS);
+        assert!(!cache.contains(&200), "the least recently used width stays cached");
+        assert!(cache.contains(&(299 + 2 * MAX_OVERLAYS as u32)), "the newest width is not cached");
+        assert_eq!(stamped(200), first, "a re-rendered overlay stamps differently");
     }
 
     #[test]

@@ -8,20 +8,8 @@ use imgpipe_core::{ErrorKind, Limits};
 use processor::process;
 use std::io::Write;
 
-/// A deterministic noisy photo-like image (noise defeats compression, so cuts land in pixel data).
-fn noisy(width: u32, height: u32) -> DynamicImage {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    DynamicImage::ImageRgb8(RgbImage::from_fn(width, height, |x, y| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let n = (state & 0x3F) as u8;
-        image::Rgb([(x % 256) as u8 / 2 + n, (y % 256) as u8 / 2 + n, 128u8.wrapping_add(n)])
-    }))
-}
-
 fn valid_inputs() -> Vec<(&'static str, Vec<u8>)> {
-    let image = noisy(300, 200);
+    let image = support::noisy(300, 200);
     vec![
         ("jpeg", support::encode_with_image(&image, ImageFormat::Jpeg)),
         ("png", support::encode_with_image(&image, ImageFormat::Png)),
@@ -78,24 +66,13 @@ fn bit_flips_never_panic_and_never_look_like_our_fault() {
     }
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
-
 fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
     let mut out = (data.len() as u32).to_be_bytes().to_vec();
     out.extend_from_slice(kind);
     out.extend_from_slice(data);
     let mut crc_input = kind.to_vec();
     crc_input.extend_from_slice(data);
-    out.extend_from_slice(&crc32(&crc_input).to_be_bytes());
+    out.extend_from_slice(&support::crc32(&crc_input).to_be_bytes());
     out
 }
 
@@ -172,7 +149,7 @@ fn zero_sized_images_are_corrupt() {
         ErrorKind::Corrupt
     );
     // A JPEG frame header declaring 0 columns.
-    let mut jpeg = support::encode_with_image(&noisy(16, 16), ImageFormat::Jpeg);
+    let mut jpeg = support::encode_with_image(&support::noisy(16, 16), ImageFormat::Jpeg);
     let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
     jpeg[sof + 7..sof + 9].copy_from_slice(&[0, 0]);
     assert_eq!(process(&jpeg, &recipe, &Limits::default()).unwrap_err().kind, ErrorKind::Corrupt);
@@ -223,7 +200,7 @@ fn animations_with_too_many_frames_hit_the_frame_limit() {
 
 #[test]
 fn tiff_and_bmp_decode_when_a_deployment_accepts_them() {
-    let image = noisy(64, 48);
+    let image = support::noisy(64, 48);
     let all = Limits { formats: imgpipe_core::InputFormat::ALL.to_vec(), ..Limits::default() };
     for format in [ImageFormat::Tiff, ImageFormat::Bmp] {
         let bytes = support::encode_with_image(&image, format);

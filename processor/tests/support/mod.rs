@@ -51,3 +51,50 @@ pub fn encode_with_image(image: &DynamicImage, format: image::ImageFormat) -> Ve
     image.write_to(&mut out, format).unwrap();
     out.into_inner()
 }
+
+/// A deterministic noisy photo-like image (noise defeats compression, so cuts land in pixel data).
+pub fn noisy(width: u32, height: u32) -> DynamicImage {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    DynamicImage::ImageRgb8(image::RgbImage::from_fn(width, height, |x, y| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let n = (state & 0x3F) as u8;
+        image::Rgb([(x % 256) as u8 / 2 + n, (y % 256) as u8 / 2 + n, 128u8.wrapping_add(n)])
+    }))
+}
+
+/// The CRC-32 of PNG chunks (and zlib, gzip).
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// A small deterministic xorshift generator for reproducible damage.
+pub struct Xorshift(u64);
+
+impl Xorshift {
+    /// A generator for `seed` (any value; zero is remapped).
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next value.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A value in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
