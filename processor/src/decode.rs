@@ -59,7 +59,7 @@ fn decode_turbo(bytes: &[u8], header: &Header, limits: &Limits, need: Size) -> R
         // between markers are common in camera files and harmless; anything else (above all
         // "Premature end of JPEG file") means missing or damaged pixels.
         Err(turbojpeg::Error::TurboJpegError(msg)) if msg.contains("extraneous bytes before marker") => {}
-        Err(turbojpeg::Error::TurboJpegError(msg)) if msg.contains("maximum scans") => {
+        Err(turbojpeg::Error::TurboJpegError(msg)) if msg.contains("has more than") && msg.contains("scans") => {
             return Err(ImageError::limits(format!(
                 "the progressive JPEG has more than {} scans (each one is another pass over the image)",
                 limits.max_scans

@@ -210,3 +210,35 @@ fn tiff_and_bmp_decode_when_a_deployment_accepts_them() {
         assert_eq!(err.kind, ErrorKind::Unsupported, "{format:?}");
     }
 }
+
+#[test]
+fn progressive_jpegs_with_too_many_scans_hit_the_scan_limit() {
+    // A real progressive JPEG whose last scan is repeated 600 times: a small file that makes the
+    // decoder pass over every coefficient again per scan.
+    let rgb = support::noisy(64, 48).to_rgb8();
+    let mut compressor = turbojpeg::Compressor::new().unwrap();
+    compressor.set_progressive(true).unwrap();
+    let image = turbojpeg::Image {
+        pixels: rgb.as_raw().as_slice(),
+        width: 64,
+        pitch: 192,
+        height: 48,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    let jpeg = compressor.compress_to_vec(image).unwrap();
+    let last_scan = jpeg.windows(2).rposition(|w| w == [0xFF, 0xDA]).unwrap();
+    let end = jpeg.len() - 2;
+    let mut many = jpeg[..end].to_vec();
+    for _ in 0..600 {
+        many.extend_from_slice(&jpeg[last_scan..end]);
+    }
+    many.extend_from_slice(&[0xFF, 0xD9]);
+    let recipe = support::default_recipe();
+    process(&jpeg, &recipe, &Limits::default()).expect("the original progressive JPEG decodes");
+    let err = process(&many, &recipe, &Limits::default()).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Limits, "{err}");
+    assert!(err.message.contains("500 scans"), "{}", err.message);
+    let lenient = Limits { max_scans: 10_000, ..Limits::default() };
+    let err = process(&many, &recipe, &lenient).map(|_| ()).unwrap_err();
+    assert_ne!(err.kind, ErrorKind::Limits, "without the limit the scans are decoded: {err}");
+}
