@@ -6,6 +6,10 @@ use imgpipe_core::{ImageError, OutputFormat};
 use std::cell::RefCell;
 
 thread_local! {
+    // One compressor per (rayon) thread is safe to keep, unlike a decompressor: it only ever
+    // reads pixels the kernel made, every setting it uses is set again before each image, and
+    // libjpeg keeps no tables across compressions that the next would read
+    // (tests/isolation.rs encodes good images after every hostile one on the same thread).
     static COMPRESSOR: RefCell<Option<turbojpeg::Compressor>> = const { RefCell::new(None) };
 }
 
