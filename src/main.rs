@@ -353,7 +353,7 @@ async fn upload(state: &ingest::AppState, file: &Path, preset: &str, max_bytes: 
         .await
         .map_err(|e| ImageError::internal(format!("reading the file failed: {e}")))??;
     let id = ImageId::generate();
-    ingest::intake::accept_new(state, id, Bytes::from(bytes), "application/octet-stream", preset)
+    ingest::intake::accept_new(state, id, Bytes::from(bytes), preset)
         .await
         .map_err(|e| ImageError::internal(format!("the upload was refused: {e}")))?;
     Ok(id)

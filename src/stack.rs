@@ -79,6 +79,8 @@ impl Stack {
         let histograms = Arc::new(StageHistograms::default());
         let presets_dir = config.presets_dir.clone();
         let recipes = Recipes::new(&config.presets, |logo| std::fs::read(presets_dir.join(logo)))?;
+        // A bulk upload may declare only the types the processor takes.
+        let ingest_config = IngestConfig { formats: config.limits.formats.clone(), ..config.ingest };
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.workers)
             .thread_name(|i| format!("imgpipe-kernel-{i}"))
@@ -123,7 +125,13 @@ impl Stack {
         let loop_config =
             LoopConfig { max_messages: 10 * config.workers.max(1), lease: config.lease, ..LoopConfig::default() };
         let orchestrator = config.process.then(|| {
-            tokio::spawn(orchestrator::local::run(queue.clone(), Arc::new(runner.clone()), loop_config, stopped))
+            tokio::spawn(orchestrator::local::run(
+                queue.clone(),
+                Arc::new(runner.clone()),
+                metadata.clone(),
+                loop_config,
+                stopped,
+            ))
         });
         let secret = signing_key(&config.data)?;
         let state = AppState {
@@ -133,7 +141,7 @@ impl Stack {
             urls: Arc::new(LocalUploadUrls::new(config.base_url, secret)),
             presets: Arc::new(config.presets),
             histograms,
-            config: Arc::new(config.ingest),
+            config: Arc::new(ingest_config),
         };
         Ok(Stack { state, runner, files: backend.objects, handoff, stop, orchestrator })
     }

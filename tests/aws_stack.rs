@@ -8,16 +8,21 @@
 //! 4. moto runs the real state machine; its Lambda only echoes, so each execution's output is
 //!    the exact payload every processor invocation would get;
 //! 5. the processor handler is invoked with each of those payloads;
-//! 6. renditions, records, queue and dead-letter queue are checked.
+//! 6. renditions, records, queue and dead-letter queue are checked;
+//! 7. DynamoDB's TTL, which moto does not run, is done by the test (every item whose
+//!    `expires_at` has passed is deleted, whatever its status): no final record may go with it.
 
 mod support;
 
 use adapters::aws::{DynamoMetadataStore, S3ObjectStore, SfnWorkflows, SqsQueue, dynamo, emulator};
 use aws_config::SdkConfig;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use bytes::Bytes;
 use imgpipe_core::metrics::StageHistograms;
-use imgpipe_core::ports::{EventQueue, Message, MetadataStore, ObjectStore, QueueStats};
-use imgpipe_core::record::MetadataRecord;
+use imgpipe_core::ports::{
+    EventQueue, Message, MetadataStore, ObjectInfo, ObjectMeta, ObjectStore, QueueStats, StoreError,
+};
+use imgpipe_core::record::{MetadataRecord, Source, now_ms};
 use imgpipe_core::seams::{ChunkInput, ImageId, Status};
 use imgpipe_core::{ErrorKind, Limits, PresetCatalog};
 use ingest::aws::S3UploadUrls;
@@ -91,6 +96,7 @@ struct Stack {
     queue: SqsQueue,
     queue_url: String,
     metadata: DynamoMetadataStore,
+    table: String,
     state_machine_arn: String,
     declared: Declared,
 }
@@ -125,6 +131,7 @@ impl Stack {
             queue: SqsQueue::new(&config, &queues.url, Some(queues.dead_letter_url.clone())),
             queue_url: queues.url,
             metadata: DynamoMetadataStore::new(&config, &table),
+            table,
             state_machine_arn: machine.state_machine_arn,
             config,
             declared,
@@ -133,8 +140,13 @@ impl Stack {
 
     /// Serves the ingest Router as the Lambda builds it, on a loopback port.
     async fn serve_ingest(&self) -> String {
+        self.serve_ingest_with(Arc::new(self.originals.clone())).await
+    }
+
+    /// Serves the ingest Router with `originals` as its object store.
+    async fn serve_ingest_with(&self, originals: Arc<dyn ObjectStore>) -> String {
         let state = AppState {
-            objects: Arc::new(self.originals.clone()),
+            objects: originals,
             metadata: Arc::new(self.metadata.clone()),
             queue: None,
             urls: Arc::new(S3UploadUrls { originals: self.originals.clone(), processed: self.processed.clone() }),
@@ -233,7 +245,7 @@ async fn deliver(stack: &Stack, workflows: &SfnWorkflows, messages: &[Message]) 
             })
             .collect(),
     };
-    let response = orchestrator::lambda::handle(event, workflows).await;
+    let response = orchestrator::lambda::handle(event, workflows, &stack.metadata).await;
     let failed: BTreeSet<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     let done: Vec<String> =
         messages.iter().filter(|m| !failed.contains(m.id.as_str())).map(|m| m.receipt.clone()).collect();
@@ -241,22 +253,36 @@ async fn deliver(stack: &Stack, workflows: &SfnWorkflows, messages: &[Message]) 
     response
 }
 
-/// Uploads `bytes` through `POST /v1/images`.
+/// Uploads `bytes` through `POST /v1/images`, declared as what `curl --data-binary` declares.
 async fn upload_direct(client: &reqwest::Client, api: &str, bytes: Vec<u8>) -> ImageId {
-    let response = client
-        .post(format!("{api}/v1/images"))
-        .bearer_auth(API_KEY)
-        .header("content-type", "image/jpeg")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
+    let response = post_image(client, api, bytes).await;
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.unwrap();
     body["images"][0]["id"].as_str().unwrap().parse().unwrap()
 }
 
-/// Reserves slots through `POST /v1/uploads` and PUTs each file to its presigned S3 URL.
+async fn post_image(client: &reqwest::Client, api: &str, bytes: Vec<u8>) -> reqwest::Response {
+    client
+        .post(format!("{api}/v1/images"))
+        .bearer_auth(API_KEY)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// PUTs `file` to a presigned upload's URL with every header the grant lists.
+async fn put_presigned(client: &reqwest::Client, upload: &Value, file: &[u8]) -> reqwest::Response {
+    let mut put = client.put(upload["url"].as_str().unwrap()).body(file.to_vec());
+    for (name, value) in upload["headers"].as_object().unwrap() {
+        put = put.header(name, value.as_str().unwrap());
+    }
+    put.send().await.unwrap()
+}
+
+/// Reserves slots through `POST /v1/uploads` and PUTs each file to its presigned S3 URL; a
+/// second PUT to the same URL is refused.
 async fn upload_presigned(client: &reqwest::Client, api: &str, files: &[Vec<u8>]) -> Vec<ImageId> {
     let request = json!({"files": files.iter().enumerate().map(|(i, f)| json!({
         "filename": format!("photo{i}.jpg"), "content_type": "image/jpeg", "bytes": f.len()
@@ -268,11 +294,17 @@ async fn upload_presigned(client: &reqwest::Client, api: &str, files: &[Vec<u8>]
     for (upload, file) in body["uploads"].as_array().unwrap().iter().zip(files) {
         let url = upload["url"].as_str().unwrap();
         assert!(url.starts_with(&moto_url()), "a presigned S3 URL: {url}");
-        // S3 refuses a PUT of another size or type, or after the upload slot expired.
-        assert!(url.contains("X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost"), "{url}");
+        // S3 refuses a PUT of another size or type, after the upload slot expired, or without
+        // `If-None-Match: *` (signed: moto checks no signature, so the URL is checked here).
+        assert!(url.contains("X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bif-none-match"), "{url}");
         assert!(url.contains("X-Amz-Expires=900"), "{url}");
-        let put = client.put(url).header("content-type", "image/jpeg").body(file.clone()).send().await.unwrap();
+        assert_eq!(upload["headers"], json!({"content-type": "image/jpeg", "if-none-match": "*"}));
+        let put = put_presigned(client, upload, file).await;
         assert!(put.status().is_success(), "PUT to the presigned URL: {}", put.status());
+        // A second PUT to the same URL would replace the original the record describes: S3
+        // refuses it (moto 5.2.5 implements `If-None-Match: *` on PutObject).
+        let again = put_presigned(client, upload, &file[..]).await;
+        assert_eq!(again.status(), 412, "a second PUT to a presigned URL must be refused");
         ids.push(upload["id"].as_str().unwrap().parse().unwrap());
     }
     ids
@@ -350,6 +382,18 @@ async fn uploads_flow_through_queue_state_machine_and_processor_exactly_once() {
         assert_eq!(record.status, Status::Failed);
         assert_eq!(record.error.as_ref().map(|e| e.kind), Some(kind), "{record:?}");
     }
+    // Every final record carries what S3 reports for the object processed (presigned uploads'
+    // bytes never pass through the ingest) and the type sniffed from its bytes, not the
+    // client's `application/x-www-form-urlencoded`; none keeps a slot's `expires_at`.
+    for &id in &all {
+        let record = stack.metadata.get(id).await.unwrap().unwrap();
+        let stored = stack.originals.head(&record.source.key).await.unwrap();
+        assert!(!record.source.etag.is_empty(), "{record:?}");
+        assert_eq!((&record.source.etag, record.source.bytes), (&stored.etag, stored.size), "{id}");
+        let sniffed = if id == unsupported { "application/octet-stream" } else { "image/jpeg" };
+        assert_eq!(record.source.content_type, sniffed, "{id}");
+        assert_eq!(record.expires_at, None, "{id}");
+    }
     assert_eq!(stack.queue.stats().await.unwrap(), QueueStats { visible: 0, in_flight: 0, dead: 0 });
 
     // Every S3 event delivered again: no new record, no changed record, identical renditions.
@@ -374,13 +418,179 @@ async fn uploads_flow_through_queue_state_machine_and_processor_exactly_once() {
     let page = stack.metadata.list(None, None, 100).await.unwrap();
     assert_eq!(page.records.len(), all.len(), "one record per image");
     assert_eq!(stack.queue.stats().await.unwrap(), QueueStats { visible: 0, in_flight: 0, dead: 0 });
+
+    // DynamoDB's TTL, as AWS would run it an hour after every upload URL expired: the slot whose
+    // bytes never came goes; every final record stays, unchanged.
+    let request = json!({"files": [{"filename": "never.jpg", "content_type": "image/jpeg", "bytes": 10}]});
+    let response = client.post(format!("{api}/v1/uploads")).bearer_auth(API_KEY).json(&request).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let later = now_ms() / 1000 + IngestConfig::default().upload_url_ttl.as_secs() + 3600;
+    let expired = emulator::expire_ttl(&stack.config, &stack.table, later).await.unwrap();
+    assert_eq!(expired, 1, "only the slot that never received its bytes expires");
+    for (id, before) in all.iter().zip(&records) {
+        assert_eq!(stack.metadata.get(*id).await.unwrap().as_ref(), Some(before), "{id} was deleted by the TTL");
+    }
+}
+
+/// An object store that checks, at every put, that the original's record already exists: on
+/// AWS, S3 announces the object the moment the put succeeds.
+struct RecordFirst {
+    inner: S3ObjectStore,
+    metadata: DynamoMetadataStore,
+    fail_puts: bool,
+}
+
+/// The future every `ObjectStore` method returns (what `#[async_trait]` expands to; written out
+/// here so this test needs no extra dependency).
+type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+impl ObjectStore for RecordFirst {
+    fn put<'s, 'k, 'm, 'f>(&'s self, key: &'k str, bytes: Bytes, meta: &'m ObjectMeta) -> Boxed<'f, ObjectInfo>
+    where
+        's: 'f,
+        'k: 'f,
+        'm: 'f,
+        Self: 'f,
+    {
+        Box::pin(async move {
+            let id = ImageId::from_original_key(key).unwrap();
+            assert!(self.metadata.get(id).await.unwrap().is_some(), "{key} written before its record");
+            if self.fail_puts {
+                let error = std::io::Error::other("injected");
+                return Err(imgpipe_core::ports::BackendError::permanent("injected put failure", error).into());
+            }
+            self.inner.put(key, bytes, meta).await
+        })
+    }
+    fn get<'s, 'k, 'f>(&'s self, key: &'k str) -> Boxed<'f, (Bytes, ObjectInfo)>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        self.inner.get(key)
+    }
+    fn head<'s, 'k, 'f>(&'s self, key: &'k str) -> Boxed<'f, ObjectInfo>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        self.inner.head(key)
+    }
+    fn delete<'s, 'k, 'f>(&'s self, key: &'k str) -> Boxed<'f, ()>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        self.inner.delete(key)
+    }
+    fn list<'s, 'k, 'f>(&'s self, prefix: &'k str) -> Boxed<'f, Vec<String>>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        self.inner.list(prefix)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_upload_writes_its_record_before_its_original_and_never_leaves_it_pending() {
+    let stack = Stack::create().await;
+    let client = reqwest::Client::new();
+    let check = |fail_puts| {
+        Arc::new(RecordFirst { inner: stack.originals.clone(), metadata: stack.metadata.clone(), fail_puts })
+    };
+    let api = stack.serve_ingest_with(check(false)).await;
+    let id = upload_direct(&client, &api, photo()).await;
+    let record = stack.metadata.get(id).await.unwrap().unwrap();
+    assert_eq!((record.status, record.source.content_type.as_str()), (Status::Pending, "image/jpeg"));
+
+    // The original cannot be stored: the client is told, and the record does not stay PENDING.
+    let failing = stack.serve_ingest_with(check(true)).await;
+    assert_eq!(post_image(&client, &failing, photo()).await.status(), 500);
+    let failed = stack.metadata.list(Some(Status::Failed), None, 10).await.unwrap().records;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].error.as_ref().map(|e| e.kind), Some(ErrorKind::Internal));
+    assert!(stack.metadata.list(Some(Status::Pending), None, 10).await.unwrap().records.iter().all(|r| r.id == id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_without_a_record_is_redelivered_then_dead_lettered_and_a_late_record_is_processed() {
+    let stack = Stack::create().await;
+    let meta = ObjectMeta { content_type: "image/jpeg".into(), ..Default::default() };
+    let (orphan, late) = (ImageId::generate(), ImageId::generate());
+    for id in [orphan, late] {
+        stack.originals.put(&id.original_key("jpg"), photo().into(), &meta).await.unwrap();
+    }
+    let workflows = SfnWorkflows::new(&stack.config, &stack.state_machine_arn);
+    let created = |messages: &[Message]| -> Vec<Message> {
+        messages.iter().filter(|m| m.body.contains("ObjectCreated")).cloned().collect()
+    };
+    let first = stack.receive_events(2).await;
+    // moto's s3:TestEvent: nothing to do with it here.
+    let others: Vec<String> =
+        first.iter().filter(|m| !m.body.contains("ObjectCreated")).map(|m| m.receipt.clone()).collect();
+    stack.queue.ack(&others).await.unwrap();
+    let mut messages = created(&first);
+    for receive in 1..=stack.declared.max_receives {
+        assert!(messages.iter().all(|m| m.receive_count == receive), "{messages:?}");
+        let response = deliver(&stack, &workflows, &messages).await;
+        let failed: BTreeSet<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        assert_eq!(failed, messages.iter().map(|m| m.id.as_str()).collect(), "no record: left on the queue");
+        if receive == 1 {
+            // The late one's record appears (as if written late): handed over next time.
+            let source = Source {
+                key: late.original_key("jpg"),
+                bytes: 1,
+                etag: String::new(),
+                content_type: "image/jpeg".into(),
+            };
+            stack
+                .metadata
+                .accept(&MetadataRecord::pending(late, source, "default".into(), now_ms()), "")
+                .await
+                .unwrap();
+        }
+        stack.release(&messages.iter().collect::<Vec<_>>()).await;
+        let wanted = if receive == 1 { 2 } else { 1 };
+        if receive < stack.declared.max_receives {
+            messages = created(&stack.receive_events(wanted).await);
+            if receive == 1 {
+                let late_message = messages.iter().find(|m| m.body.contains(&late.to_string())).unwrap().clone();
+                assert!(
+                    deliver(&stack, &workflows, std::slice::from_ref(&late_message))
+                        .await
+                        .batch_item_failures
+                        .is_empty()
+                );
+                messages.retain(|m| m.id != late_message.id);
+            }
+        }
+    }
+    assert!(stack.queue.receive(10, Duration::from_secs(60)).await.unwrap().is_empty());
+    assert_eq!(stack.queue.stats().await.unwrap(), QueueStats { visible: 0, in_flight: 0, dead: 1 });
+    let started: Vec<Value> = stack.execution_outputs().await;
+    let keys: Vec<&str> = started
+        .iter()
+        .flat_map(|o| o.as_array().unwrap())
+        .flat_map(|c| c["images"].as_array().unwrap())
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, [late.original_key("jpg")], "only the recorded original reached a workflow");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_that_does_not_start_is_redelivered_and_poison_reaches_the_dead_letter_queue() {
     let stack = Stack::create().await;
-    let meta = imgpipe_core::ports::ObjectMeta { content_type: "image/jpeg".into(), ..Default::default() };
-    stack.originals.put("originals/01JD0000000000000000000000.jpg", photo().into(), &meta).await.unwrap();
+    let meta = ObjectMeta { content_type: "image/jpeg".into(), ..Default::default() };
+    let id = ImageId::generate();
+    let source =
+        Source { key: id.original_key("jpg"), bytes: 1, etag: String::new(), content_type: "image/jpeg".into() };
+    stack.metadata.accept(&MetadataRecord::pending(id, source, "default".into(), now_ms()), "").await.unwrap();
+    stack.originals.put(&id.original_key("jpg"), photo().into(), &meta).await.unwrap();
     let messages = stack.receive_events(1).await;
 
     // The state machine does not exist: the group's message is a batch item failure, kept.

@@ -76,12 +76,27 @@ conformance!(queue on queue: send_receive_ack, lease_expiry_redelivers, receive_
 conformance!(metadata on metadata:
     accept_then_get, duplicate_accept_conflicts, reserve_then_accept_upgrades, begin_transitions_and_counts_attempts,
     begin_on_final_is_already_final, begin_unknown, finish_is_exactly_once, list_paginates_newest_first,
-    counts_by_status_and_kind,
+    counts_by_status_and_kind, begin_and_finish_remove_expires_at, existing_reports_records,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_dead_letters_after_max_receives() {
     conformance::queue::dead_letters_after_max_receives(&queue_with(2).await, 2).await;
+}
+
+/// moto runs no TTL: the test deletes what DynamoDB's TTL would (any item whose `expires_at` has
+/// passed, whatever its status), then checks no final record went with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn final_records_survive_dynamodb_ttl() {
+    let config = config().await;
+    let table = unique("records");
+    emulator::create_table(&config, &table).await.unwrap();
+    let store = DynamoMetadataStore::new(&config, &table);
+    conformance::metadata::final_records_survive_expiry(&store, |now| {
+        let (config, table) = (config.clone(), table.clone());
+        async move { emulator::expire_ttl(&config, &table, now).await.unwrap() }
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -57,7 +57,7 @@ conformance!(queue on queue: send_receive_ack, lease_expiry_redelivers, receive_
 conformance!(metadata on metadata:
     accept_then_get, duplicate_accept_conflicts, reserve_then_accept_upgrades, begin_transitions_and_counts_attempts,
     begin_on_final_is_already_final, begin_unknown, finish_is_exactly_once, list_paginates_newest_first,
-    counts_by_status_and_kind,
+    counts_by_status_and_kind, begin_and_finish_remove_expires_at, existing_reports_records,
 );
 
 #[tokio::test]
@@ -68,6 +68,17 @@ async fn queue_dead_letters_after_max_receives() {
     let letters = queue.dead_letters().await.unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!((letters[0].body.as_str(), letters[0].receive_count), ("poison", 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn final_records_survive_the_slot_sweep() {
+    let (_dir, backend) = open();
+    let metadata = backend.metadata.clone();
+    conformance::metadata::final_records_survive_expiry(&*backend.metadata, |now| {
+        let metadata = metadata.clone();
+        async move { metadata.expire_slots(now).await.unwrap() }
+    })
+    .await;
 }
 
 // ---- local only ----

@@ -60,7 +60,41 @@ impl InputFormat {
             other => other.as_str(),
         }
     }
+
+    /// The MIME type of originals in this format (what a record's `source.content_type` says).
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+            Self::Gif => "image/gif",
+            Self::Webp => "image/webp",
+            Self::Tiff => "image/tiff",
+            Self::Bmp => "image/bmp",
+        }
+    }
+
+    /// The format a MIME type names (case and parameters ignored, common aliases accepted).
+    pub fn from_content_type(content_type: &str) -> Option<Self> {
+        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        match essence.as_str() {
+            "image/jpeg" | "image/jpg" | "image/pjpeg" => Some(Self::Jpeg),
+            "image/png" | "image/apng" => Some(Self::Png),
+            "image/gif" => Some(Self::Gif),
+            "image/webp" => Some(Self::Webp),
+            "image/tiff" => Some(Self::Tiff),
+            "image/bmp" | "image/x-ms-bmp" => Some(Self::Bmp),
+            _ => None,
+        }
+    }
+
+    /// The MIME type of `bytes` as sniffed: the format's, or [`UNKNOWN_CONTENT_TYPE`].
+    pub fn sniff_content_type(bytes: &[u8]) -> &'static str {
+        Self::sniff(bytes).map_or(UNKNOWN_CONTENT_TYPE, Self::content_type)
+    }
 }
+
+/// The content type recorded for bytes that are no known image format.
+pub const UNKNOWN_CONTENT_TYPE: &str = "application/octet-stream";
 
 impl fmt::Display for InputFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -140,6 +174,17 @@ mod tests {
         for (bytes, expected) in cases {
             assert_eq!(InputFormat::sniff(bytes), expected, "{bytes:?}");
         }
+    }
+
+    #[test]
+    fn content_types_round_trip_and_sniff() {
+        for format in InputFormat::ALL {
+            assert_eq!(InputFormat::from_content_type(format.content_type()), Some(format));
+        }
+        assert_eq!(InputFormat::from_content_type("Image/JPEG; q=1"), Some(InputFormat::Jpeg));
+        assert_eq!(InputFormat::from_content_type("application/x-www-form-urlencoded"), None);
+        assert_eq!(InputFormat::sniff_content_type(b"\x89PNG\r\n\x1a\n\0\0"), "image/png");
+        assert_eq!(InputFormat::sniff_content_type(b"<svg"), UNKNOWN_CONTENT_TYPE);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::record::MetadataRecord;
 use crate::seams::{ImageId, Status, WorkflowInput};
 use async_trait::async_trait;
 use bytes::Bytes;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 /// A backend failure, with whether trying again may help (throttling, 5xx, timeouts).
@@ -212,21 +212,43 @@ pub enum Begin {
     Unknown,
 }
 
+/// Where the ObjectCreated event of a stored original comes from. It fixes the order of an
+/// upload's two writes, so that an event never finds an object without its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventSource {
+    /// The object store announces every new object itself (S3 → SQS, as soon as the PUT
+    /// succeeds): the record is written first, then the object.
+    ObjectStore,
+    /// [`MetadataStore::accept`] enqueues the event in the transaction that writes the record:
+    /// the object is written first, so the event never precedes its bytes (local).
+    MetadataStore,
+}
+
 /// One record per image. Status only moves forward: AWAITING_UPLOAD → PENDING → PROCESSING →
-/// DONE | FAILED, and a final record is never overwritten.
+/// DONE | FAILED, and a final record is never overwritten. Only an AWAITING_UPLOAD record has
+/// `expires_at` (see [`crate::record`] for the lifecycle).
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
-    /// Records an accepted upload whose original is stored. `notification` is the S3
-    /// ObjectCreated event for it: S3 sends its own, so the AWS backend ignores it; the local
-    /// backend enqueues it in the same transaction that creates the record.
+    /// Who announces a stored original, and so whether [`accept`](Self::accept) comes before
+    /// the original is written or after.
+    fn event_source(&self) -> EventSource;
+    /// Records an accepted upload: after its original is stored ([`EventSource::MetadataStore`])
+    /// or just before ([`EventSource::ObjectStore`]). `notification` is the S3 ObjectCreated event
+    /// for it: S3 sends its own, so the AWS backend ignores it; the local backend enqueues it in
+    /// the same transaction that creates the record.
     async fn accept(&self, record: &MetadataRecord, notification: &str) -> Result<(), MetadataError>;
     /// Creates an AWAITING_UPLOAD slot (bulk presigned upload).
     async fn reserve(&self, record: &MetadataRecord) -> Result<(), MetadataError>;
     /// The record of `id`.
     async fn get(&self, id: ImageId) -> Result<Option<MetadataRecord>, MetadataError>;
-    /// Moves `id` to PROCESSING and counts the attempt, unless it is already final.
+    /// Which of `ids` have a record, read consistently (a record written before this call is
+    /// seen).
+    async fn existing(&self, ids: &[ImageId]) -> Result<HashSet<ImageId>, MetadataError>;
+    /// Moves `id` to PROCESSING, counts the attempt and removes `expires_at`, unless it is
+    /// already final.
     async fn begin(&self, id: ImageId, now_ms: u64) -> Result<Begin, MetadataError>;
-    /// Writes final (DONE or FAILED) records in batches; a record already final is left as is.
+    /// Writes final (DONE or FAILED) records in batches, without `expires_at`; a record already
+    /// final is left as is.
     async fn finish(&self, records: &[MetadataRecord]) -> Result<(), MetadataError>;
     /// Records with `status` (all when `None`), newest first, `limit` per page.
     async fn list(&self, status: Option<Status>, cursor: Option<&str>, limit: usize) -> Result<Page, MetadataError>;

@@ -1,4 +1,37 @@
 //! The metadata record: one per image, the same JSON in DynamoDB and SQLite.
+//!
+//! # Lifecycle
+//!
+//! ```text
+//!  POST /v1/uploads ──reserve──▶ AWAITING_UPLOAD (expires_at = URL expiry)
+//!                                   │ bytes arrive (accept)      │ never: TTL / the local sweep
+//!  POST /v1/images ───accept──▶ PENDING ◀────────────────────┘    deletes the slot
+//!                                   │ begin (processor)
+//!                                   ▼
+//!                               PROCESSING ──begin again (retry, redelivery)──▶ PROCESSING
+//!                                   │ finish (processor) or the workflow's Catch
+//!                                   ▼
+//!                               DONE | FAILED   (never written again)
+//! ```
+//!
+//! | transition | who writes it | how |
+//! |---|---|---|
+//! | → AWAITING_UPLOAD | ingest, `POST /v1/uploads` | `reserve`: conditional put, with `expires_at` |
+//! | → PENDING | ingest (direct upload; the local signed PUT) | `accept`: conditional put (new id, or over a slot), no `expires_at` |
+//! | → PROCESSING | processor, per attempt | `begin`: conditional update, removes `expires_at` (an S3 presigned PUT skips PENDING on AWS) |
+//! | → DONE / FAILED | processor | `finish`: the record `begin` returned, made final ([`MetadataRecord::finished`]): no `expires_at`, the etag of the object it read, the sniffed content type |
+//! | → FAILED `internal` | the state machine's Catch (AWS), the runner's (local) | conditional update that also removes `expires_at` |
+//! | → FAILED `internal` | ingest, when the original could not be stored after its record was written (AWS) | `finish` |
+//!
+//! `expires_at` exists only while a record is AWAITING_UPLOAD. DynamoDB's TTL deletes *any*
+//! item whose `expires_at` has passed, whatever its status, so every write that moves a record
+//! past AWAITING_UPLOAD removes it; the local sweep deletes expired slots the same way.
+//!
+//! A record exists before its original: on AWS the ingest writes the record, then the object
+//! (S3 announces the object itself); locally the object is written first and the record and its
+//! queued event are committed together afterwards (see [`EventSource`](crate::ports::EventSource)).
+//! Until processing, `source.etag` may be empty (an S3 presigned PUT, or a direct upload on AWS,
+//! whose record precedes its bytes); a final record carries the etag of the object processed.
 
 use crate::error::ImageError;
 use crate::format::{InputFormat, OutputFormat};
@@ -51,9 +84,9 @@ pub struct Source {
     pub key: String,
     /// Size in bytes.
     pub bytes: u64,
-    /// Entity tag of the stored object.
+    /// Entity tag of the stored object (empty until known: see the module's lifecycle).
     pub etag: String,
-    /// Content type the client declared.
+    /// Content type sniffed from the bytes (until they are read, a slot's declared image type).
     pub content_type: String,
 }
 
@@ -129,6 +162,26 @@ impl MetadataRecord {
             expires_at: None,
         }
     }
+
+    /// The record as an attempt starts on it (what `begin` stores): PROCESSING, one attempt
+    /// more, started now, no `expires_at` (it is past AWAITING_UPLOAD for good).
+    pub fn begun(mut self, now_ms: u64) -> Self {
+        self.status = Status::Processing;
+        self.attempts = self.attempts.saturating_add(1);
+        self.started_ms = Some(now_ms);
+        self.expires_at = None;
+        self
+    }
+
+    /// The record ended `status` (DONE or FAILED) now. A final record never carries
+    /// `expires_at`: DynamoDB's TTL would delete it.
+    pub fn finished(mut self, status: Status, now_ms: u64) -> Self {
+        debug_assert!(status.is_final(), "{status:?} is not final");
+        self.status = status;
+        self.finished_ms = Some(now_ms);
+        self.expires_at = None;
+        self
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -162,6 +215,26 @@ mod tests {
         assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(rfc3339(1_767_225_599_999), "2025-12-31T23:59:59.999Z");
         assert_eq!(rfc3339(1_709_210_096_789), "2024-02-29T12:34:56.789Z");
+    }
+
+    #[test]
+    fn nothing_past_awaiting_upload_keeps_expires_at() {
+        let id = ImageId::generate();
+        let source = Source { key: id.original_key("jpg"), bytes: 1, etag: String::new(), content_type: "x".into() };
+        let slot = MetadataRecord {
+            status: Status::AwaitingUpload,
+            expires_at: Some(1),
+            ..MetadataRecord::pending(id, source, "default".into(), 0)
+        };
+        let begun = slot.clone().begun(5);
+        assert_eq!(
+            (begun.status, begun.attempts, begun.started_ms, begun.expires_at),
+            (Status::Processing, 1, Some(5), None)
+        );
+        for status in [Status::Done, Status::Failed] {
+            let end = slot.clone().finished(status, 9);
+            assert_eq!((end.status, end.finished_ms, end.expires_at), (status, Some(9), None));
+        }
     }
 
     #[test]

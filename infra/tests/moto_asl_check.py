@@ -122,10 +122,14 @@ def main():
               f"{json.dumps(output)[:160]}...")
 
         # 2. Catch path: the task cannot invoke the function; PENDING records become FAILED, DONE stays.
-        for image_id, status in zip(ids, ["PENDING", "PROCESSING", "DONE", "PENDING", "FAILED"]):
-            ddb.put_item(TableName=table, Item={
+        # The first is a presigned upload's slot (S3 PUT, event, no begin yet): it has expires_at.
+        for image_id, status in zip(ids, ["AWAITING_UPLOAD", "PROCESSING", "DONE", "PENDING", "FAILED"]):
+            item = {
                 "id": {"S": image_id}, "status": {"S": status}, "created_ms": {"N": "1700000000000"}, "created_key": {"S": "001700000000000#" + image_id},
-                "source": {"M": {"key": {"S": f"originals/{image_id}.jpg"}, "bytes": {"N": "3"}}}})
+                "source": {"M": {"key": {"S": f"originals/{image_id}.jpg"}, "bytes": {"N": "3"}}}}
+            if status == "AWAITING_UPLOAD":
+                item["expires_at"] = {"N": "1700000900"}
+            ddb.put_item(TableName=table, Item=item)
         # moto's Lambda cannot raise a function error on request (it echoes, even for a function
         # that does not exist), except one: a response over 6 MB is answered as
         # Function.ResponseSizeTooLarge. Queue one such response per chunk; that error is not in
@@ -140,7 +144,8 @@ def main():
         statuses = {}
         for image_id in ids:
             item = ddb.get_item(TableName=table, Key={"id": {"S": image_id}})["Item"]
-            statuses[image_id] = (item["status"]["S"], item.get("error", {}).get("M"), "source" in item)
+            statuses[image_id] = (item["status"]["S"], item.get("error", {}).get("M"), "source" in item,
+                                  "expires_at" in item)
         for image_id, seen in statuses.items():
             print("  record", image_id, seen)
         assert caught["status"] == "SUCCEEDED", caught
@@ -148,6 +153,8 @@ def main():
         assert [statuses[i][0] for i in ids] == expected, statuses
         assert statuses[ids[2]][1] is None, "a DONE record must not get an error"
         assert all(statuses[i][2] for i in ids), "UpdateItem must keep the rest of the record"
+        # DynamoDB's TTL deletes any item whose expires_at has passed, whatever its status.
+        assert not any(statuses[i][3] for i in ids), "a FAILED record must not keep expires_at"
         results = json.loads(caught["output"])
         assert [len(r["results"]) for r in results] == [3, 2], results
         assert results[0]["results"][0]["status"] == "FAILED" and results[0]["results"][0]["id"] == ids[0], results

@@ -37,6 +37,7 @@ ROLES = {
         (LOGS, ["!GetAtt OrchestratorLogGroup.Arn"]),
         (["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"], ["!GetAtt IngestQueue.Arn"]),
         (["states:StartExecution"], ["!Ref ProcessImagesStateMachine"]),
+        (["dynamodb:BatchGetItem"], [TABLE]),
     ]),
     "ProcessorRole": ("lambda.amazonaws.com", [
         (LOGS, ["!GetAtt ProcessorLogGroup.Arn"]),
@@ -61,7 +62,8 @@ STAR_RESOURCE_OK = {("StateMachineRole", tuple(ROLES["StateMachineRole"][1][2][0
 FUNCTIONS = {
     "IngestFunction": ("IngestRole", {"ORIGINALS_BUCKET", "PROCESSED_BUCKET", "METADATA_TABLE",
                                       "API_KEY_SECRET_ARN", "RUST_LOG"}),
-    "OrchestratorFunction": ("OrchestratorRole", {"STATE_MACHINE_ARN", "ORIGINALS_BUCKET", "RUST_LOG"}),
+    "OrchestratorFunction": ("OrchestratorRole", {"STATE_MACHINE_ARN", "ORIGINALS_BUCKET", "METADATA_TABLE",
+                                                  "RUST_LOG"}),
     "ProcessorFunction": ("ProcessorRole", {"ORIGINALS_BUCKET", "PROCESSED_BUCKET", "METADATA_TABLE", "RUST_LOG"}),
 }
 STATE_MACHINES = {"ProcessImagesStateMachine": "StateMachineRole"}

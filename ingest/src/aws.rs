@@ -3,6 +3,7 @@
 
 use crate::signing::{UploadUrls, UrlError};
 use adapters::aws::S3ObjectStore;
+use adapters::aws::s3::IF_NONE_MATCH;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use imgpipe_core::seams::ImageId;
@@ -27,7 +28,9 @@ fn url_error(error: imgpipe_core::ports::BackendError) -> UrlError {
 
 #[async_trait]
 impl UploadUrls for S3UploadUrls {
-    /// The content type and length are signed into the URL: S3 refuses any other.
+    /// The content type and length are signed into the URL: S3 refuses any other. So is
+    /// `If-None-Match: *`: S3 refuses a second PUT to the key (412), so the original the record
+    /// and renditions describe is never replaced.
     async fn presign_put(
         &self,
         _id: ImageId,
@@ -37,6 +40,10 @@ impl UploadUrls for S3UploadUrls {
         ttl: Duration,
     ) -> Result<String, UrlError> {
         self.originals.presign_put(key, content_type, size, ttl).await.map_err(url_error)
+    }
+
+    fn put_headers(&self) -> &'static [(&'static str, &'static str)] {
+        &[(IF_NONE_MATCH, "*")]
     }
 
     async fn download(&self, key: &str) -> Result<Option<String>, UrlError> {

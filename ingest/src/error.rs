@@ -66,6 +66,16 @@ pub enum ApiError {
         /// What the request declared.
         got: String,
     },
+    /// A declared content type is not an image type this deployment takes.
+    #[error("{field}: {content_type:?} is not an image type this deployment takes ({accepted})")]
+    UnsupportedContentType {
+        /// Which field of the request, e.g. `files[3].content_type`.
+        field: String,
+        /// What it declared.
+        content_type: String,
+        /// The types accepted, comma-separated.
+        accepted: String,
+    },
     /// The upload's length differs from the one the URL was signed for.
     #[error("the body is not the signed {expected} bytes")]
     SizeMismatch {
@@ -105,6 +115,7 @@ impl ApiError {
             Self::UrlExpired => (StatusCode::FORBIDDEN, "url_expired"),
             Self::ContentTypeMismatch { .. } => (StatusCode::BAD_REQUEST, "content_type_mismatch"),
             Self::SizeMismatch { .. } => (StatusCode::BAD_REQUEST, "size_mismatch"),
+            Self::UnsupportedContentType { .. } => (StatusCode::BAD_REQUEST, "unsupported_content_type"),
             Self::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -113,7 +124,7 @@ impl ApiError {
     }
 
     /// Every stable code, for the OpenAPI document.
-    pub const CODES: [&'static str; 19] = [
+    pub const CODES: [&'static str; 20] = [
         "unauthorized",
         "unknown_preset",
         "empty_upload",
@@ -129,6 +140,7 @@ impl ApiError {
         "url_expired",
         "content_type_mismatch",
         "size_mismatch",
+        "unsupported_content_type",
         "no_route",
         "method_not_allowed",
         "unavailable",
@@ -201,6 +213,7 @@ mod tests {
             ApiError::UrlExpired,
             ApiError::ContentTypeMismatch { expected: "a".into(), got: "b".into() },
             ApiError::SizeMismatch { expected: 1 },
+            ApiError::UnsupportedContentType { field: "f".into(), content_type: "t".into(), accepted: "a".into() },
             ApiError::NoRoute,
             ApiError::MethodNotAllowed,
             ApiError::Unavailable("x".into()),

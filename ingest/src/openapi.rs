@@ -208,7 +208,7 @@ pub(crate) fn presign_uploads() -> Value {
                         "required": ["filename", "content_type", "bytes"],
                         "properties": {
                             "filename": {"type": "string"},
-                            "content_type": {"type": "string"},
+                            "content_type": {"type": "string", "description": "An image type this deployment takes (image/jpeg, image/png, image/gif, image/webp by default)"},
                             "bytes": {"type": "integer", "minimum": 1},
                         },
                     }},
@@ -233,7 +233,7 @@ pub(crate) fn presign_uploads() -> Value {
                     }}},
                 }}},
             },
-            "400": error("`unknown_preset`, `empty_upload`, `too_many_files`, `invalid_body`."),
+            "400": error("`unknown_preset`, `empty_upload`, `too_many_files`, `invalid_body`, `unsupported_content_type` (the message names the field, e.g. `files[3].content_type`)."),
             "413": error("`payload_too_large`: a file over the upload limit, or an oversized request."),
         },
     })

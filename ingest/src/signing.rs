@@ -63,6 +63,12 @@ pub trait UploadUrls: Send + Sync + 'static {
         ttl: Duration,
     ) -> Result<String, UrlError>;
 
+    /// Headers besides `content-type` that are signed into every upload URL, so a client must
+    /// send them with its `PUT` (returned with each URL).
+    fn put_headers(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
     /// A URL to redirect a rendition download to, or `None` to have the API stream the bytes.
     async fn download(&self, key: &str) -> Result<Option<String>, UrlError>;
 

@@ -1,9 +1,9 @@
 //! What every handler shares: the ports, the upload URL signer, the presets and the limits.
 
 use crate::signing::UploadUrls;
-use imgpipe_core::PresetCatalog;
 use imgpipe_core::metrics::StageHistograms;
 use imgpipe_core::ports::{EventQueue, MetadataStore, ObjectStore};
+use imgpipe_core::{InputFormat, Limits, PresetCatalog};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +21,9 @@ pub struct IngestConfig {
     pub max_bulk_files: usize,
     /// How long a presigned upload URL (and its AWAITING_UPLOAD slot) stays valid.
     pub upload_url_ttl: Duration,
+    /// The image formats this deployment takes (the processor's [`Limits::formats`]): a bulk
+    /// upload may declare only their content types.
+    pub formats: Vec<InputFormat>,
 }
 
 impl Default for IngestConfig {
@@ -31,6 +34,7 @@ impl Default for IngestConfig {
             max_upload_bytes: 50 * 1024 * 1024,
             max_bulk_files: 1000,
             upload_url_ttl: Duration::from_secs(15 * 60),
+            formats: Limits::DEFAULT_FORMATS.to_vec(),
         }
     }
 }

@@ -2,8 +2,8 @@
 
 use imgpipe_core::event::Notification;
 use imgpipe_core::policy::{CHUNK_SIZE, MAX_CHUNKS_PER_WORKFLOW};
-use imgpipe_core::seams::{ObjectRef, WorkflowInput};
-use std::collections::HashMap;
+use imgpipe_core::seams::{ImageId, ObjectRef, WorkflowInput};
+use std::collections::{BTreeSet, HashMap};
 
 /// Only objects under this prefix are originals to process.
 pub const ORIGINALS_PREFIX: &str = "originals/";
@@ -18,6 +18,9 @@ pub struct Plan {
     /// Messages that are not S3 notifications: never acknowledged, so the queue's
     /// dead-letter policy keeps them for a person to look at.
     pub unreadable: Vec<usize>,
+    /// Messages naming an original that has no record, with its key: never acknowledged, so
+    /// they come back until the record appears or the dead-letter policy keeps them.
+    pub unrecorded: Vec<(usize, String)>,
 }
 
 /// One workflow and the messages whose objects it holds.
@@ -34,7 +37,59 @@ pub struct PlannedWorkflow {
 /// once (same key and etag) is processed once; the batch id is derived from the objects, so a
 /// redelivered batch gets the same id (and execution name).
 pub fn group<'a>(bodies: impl IntoIterator<Item = &'a str>) -> Plan {
-    let mut plan = Plan::default();
+    collect(bodies).plan(|_| true)
+}
+
+/// The originals a batch of messages names, each with the messages that carry it, before they
+/// are grouped: [`Collected::ids`] says which records to look for, [`Collected::plan`] groups.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Collected {
+    objects: Vec<(ObjectRef, Vec<usize>)>,
+    nothing_to_do: Vec<usize>,
+    unreadable: Vec<usize>,
+}
+
+impl Collected {
+    /// The ids of the originals named (each once, in order; keys that name no id are left
+    /// out: no record can exist for them).
+    pub fn ids(&self) -> Vec<ImageId> {
+        self.objects.iter().filter_map(|(o, _)| ImageId::from_original_key(&o.key)).collect()
+    }
+
+    /// Groups the objects for which `recorded` holds into workflows. The messages that carry
+    /// any other object are refused ([`Plan::unrecorded`]) and carried by no workflow, so they
+    /// are not acknowledged; the objects they also carry are still processed (their records
+    /// exist, and a later delivery finds them final).
+    pub fn plan(self, recorded: impl Fn(&ObjectRef) -> bool) -> Plan {
+        let Collected { objects, nothing_to_do, unreadable } = self;
+        let (objects, missing): (Vec<_>, Vec<_>) = objects.into_iter().partition(|(o, _)| recorded(o));
+        let mut unrecorded: Vec<(usize, String)> = missing
+            .into_iter()
+            .flat_map(|(o, messages)| messages.into_iter().map(move |m| (m, o.key.clone())))
+            .collect();
+        unrecorded.sort_unstable();
+        unrecorded.dedup_by_key(|(m, _)| *m);
+        let refused: BTreeSet<usize> = unrecorded.iter().map(|&(m, _)| m).collect();
+        let mut plan = Plan { nothing_to_do, unreadable, unrecorded, ..Plan::default() };
+        for batch in objects.chunks(CHUNK_SIZE * MAX_CHUNKS_PER_WORKFLOW) {
+            let mut messages: Vec<usize> =
+                batch.iter().flat_map(|(_, m)| m.iter().copied()).filter(|m| !refused.contains(m)).collect();
+            messages.sort_unstable();
+            messages.dedup();
+            let refs: Vec<ObjectRef> = batch.iter().map(|(o, _)| o.clone()).collect();
+            let input = WorkflowInput {
+                batch_id: batch_id(&refs),
+                chunks: refs.chunks(CHUNK_SIZE).map(<[_]>::to_vec).collect(),
+            };
+            plan.workflows.push(PlannedWorkflow { input, messages });
+        }
+        plan
+    }
+}
+
+/// Parses message bodies (in receive order) into the originals they name, deduplicated.
+pub fn collect<'a>(bodies: impl IntoIterator<Item = &'a str>) -> Collected {
+    let mut plan = Collected::default();
     let mut objects: Vec<(ObjectRef, Vec<usize>)> = Vec::new();
     let mut seen: HashMap<(String, String, String), usize> = HashMap::new();
     for (index, body) in bodies.into_iter().enumerate() {
@@ -62,15 +117,7 @@ pub fn group<'a>(bodies: impl IntoIterator<Item = &'a str>) -> Plan {
             plan.nothing_to_do.push(index);
         }
     }
-    for batch in objects.chunks(CHUNK_SIZE * MAX_CHUNKS_PER_WORKFLOW) {
-        let mut messages: Vec<usize> = batch.iter().flat_map(|(_, m)| m.iter().copied()).collect();
-        messages.sort_unstable();
-        messages.dedup();
-        let refs: Vec<ObjectRef> = batch.iter().map(|(o, _)| o.clone()).collect();
-        let input =
-            WorkflowInput { batch_id: batch_id(&refs), chunks: refs.chunks(CHUNK_SIZE).map(<[_]>::to_vec).collect() };
-        plan.workflows.push(PlannedWorkflow { input, messages });
-    }
+    plan.objects = objects;
     plan
 }
 
@@ -144,6 +191,22 @@ mod tests {
         assert_eq!(plan.unreadable, [2]);
         assert_eq!(plan.workflows.len(), 1);
         assert_eq!(plan.workflows[0].messages, [3]);
+    }
+
+    #[test]
+    fn messages_naming_an_unrecorded_original_are_refused_and_the_rest_grouped() {
+        let ids = [ImageId::generate(), ImageId::generate(), ImageId::generate()];
+        let original = |n: usize| ObjectRef { key: ids[n - 1].original_key("jpg"), ..object(n) };
+        let event = |n: usize| S3Notification::object_created(&original(n), "t").to_json();
+        let bodies = [event(1), event(2), event(1), event(3), "garbage".to_string()];
+        let collected = collect(bodies.iter().map(String::as_str));
+        assert_eq!(collected.ids(), ids);
+        let plan = collected.plan(|o| o.key != original(1).key);
+        assert_eq!(plan.unrecorded, [(0, original(1).key), (2, original(1).key)]);
+        assert_eq!(plan.workflows.len(), 1);
+        assert_eq!(plan.workflows[0].input.chunks, vec![vec![original(2), original(3)]]);
+        assert_eq!(plan.workflows[0].messages, [1, 3]);
+        assert_eq!(plan.unreadable, [4]);
     }
 
     #[test]

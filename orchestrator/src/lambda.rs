@@ -1,14 +1,24 @@
 //! The orchestrator Lambda's handler: an SQS batch of S3 notifications in, the messages to
 //! redeliver out (`ReportBatchItemFailures`).
 
-use crate::dispatch::dispatch;
+use crate::dispatch::{dispatch, report_unrecorded};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use imgpipe_core::ports::WorkflowStarter;
+use imgpipe_core::ports::{MetadataStore, WorkflowStarter};
 
 /// Starts a workflow per group of the batch; the response lists exactly the messages whose
-/// group did not start (and unreadable ones), so SQS redelivers only those.
-pub async fn handle(event: SqsEvent, workflows: &dyn WorkflowStarter) -> SqsBatchResponse {
-    let dispatched = dispatch(workflows, event.records.iter().map(|r| r.body.as_deref().unwrap_or(""))).await;
+/// group did not start, unreadable ones and those naming an original without a record, so SQS
+/// redelivers only those (and dead-letters them after the queue's `maxReceiveCount`).
+pub async fn handle(
+    event: SqsEvent,
+    workflows: &dyn WorkflowStarter,
+    metadata: &dyn MetadataStore,
+) -> SqsBatchResponse {
+    let dispatched = dispatch(workflows, metadata, event.records.iter().map(|r| r.body.as_deref().unwrap_or(""))).await;
+    for (index, key) in &dispatched.unrecorded {
+        let record = &event.records[*index];
+        let receives = record.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1);
+        report_unrecorded(record.message_id.as_deref().unwrap_or_default(), key, receives);
+    }
     SqsBatchResponse {
         batch_item_failures: dispatched
             .failed

@@ -1,8 +1,8 @@
 //! The orchestrator loop of the local mode: what the SQS event source mapping and the
 //! orchestrator Lambda do on AWS, over the same [`group`](crate::group) function.
 
-use crate::dispatch::dispatch;
-use imgpipe_core::ports::{EventQueue, Message, WorkflowStarter};
+use crate::dispatch::{dispatch, report_unrecorded};
+use imgpipe_core::ports::{EventQueue, Message, MetadataStore, WorkflowStarter};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -38,6 +38,7 @@ impl Default for LoopConfig {
 pub async fn run(
     queue: Arc<dyn EventQueue>,
     workflows: Arc<dyn WorkflowStarter>,
+    metadata: Arc<dyn MetadataStore>,
     config: LoopConfig,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -54,7 +55,7 @@ pub async fn run(
             wait_or_stop(queue.as_ref(), config.idle_poll, &mut stop).await;
             continue;
         }
-        hand_over(queue.as_ref(), workflows.as_ref(), &batch).await;
+        hand_over(queue.as_ref(), workflows.as_ref(), metadata.as_ref(), &batch).await;
     }
 }
 
@@ -81,8 +82,16 @@ async fn receive_batch(
 }
 
 /// Groups a batch, starts its workflows and acknowledges what was handed over.
-pub async fn hand_over(queue: &dyn EventQueue, workflows: &dyn WorkflowStarter, batch: &[Message]) {
-    let dispatched = dispatch(workflows, batch.iter().map(|m| m.body.as_str())).await;
+pub async fn hand_over(
+    queue: &dyn EventQueue,
+    workflows: &dyn WorkflowStarter,
+    metadata: &dyn MetadataStore,
+    batch: &[Message],
+) {
+    let dispatched = dispatch(workflows, metadata, batch.iter().map(|m| m.body.as_str())).await;
+    for (index, key) in &dispatched.unrecorded {
+        report_unrecorded(&batch[*index].id, key, batch[*index].receive_count);
+    }
     let done: Vec<String> = dispatched.handed_over.iter().map(|&i| batch[i].receipt.clone()).collect();
     if let Err(e) = queue.ack(&done).await {
         warn!(error = %e, "acknowledging failed; the messages will be redelivered (processing is idempotent)");

@@ -1,16 +1,18 @@
 //! The orchestrator Lambda: SQS (S3 notifications) → Step Functions Express executions.
 
-use adapters::aws::{Env, SfnWorkflows, sdk_config, vars};
+use adapters::aws::{DynamoMetadataStore, Env, SfnWorkflows, sdk_config, vars};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let workflows = SfnWorkflows::new(&sdk_config().await, Env.require(vars::STATE_MACHINE_ARN)?);
-    let workflows = &workflows;
+    let config = sdk_config().await;
+    let workflows = SfnWorkflows::new(&config, Env.require(vars::STATE_MACHINE_ARN)?);
+    let metadata = DynamoMetadataStore::new(&config, Env.require(vars::METADATA_TABLE)?);
+    let (workflows, metadata) = (&workflows, &metadata);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(orchestrator::lambda::handle(event.payload, workflows).await)
+        Ok::<SqsBatchResponse, Error>(orchestrator::lambda::handle(event.payload, workflows, metadata).await)
     }))
     .await
 }

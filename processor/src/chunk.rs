@@ -12,7 +12,7 @@ use imgpipe_core::metrics::StageHistograms;
 use imgpipe_core::ports::{Begin, MetadataError, MetadataStore, ObjectMeta, ObjectStore, StoreError};
 use imgpipe_core::record::{MetadataRecord, Original, RenditionRecord, StageDurations, now_ms};
 use imgpipe_core::seams::{ChunkInput, ChunkOutput, ImageId, ImageOutcome, ObjectRef, Status};
-use imgpipe_core::{ImageError, Limits, PresetCatalog};
+use imgpipe_core::{ImageError, InputFormat, Limits, PresetCatalog};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -162,9 +162,11 @@ impl ChunkService {
         };
         let span = info_span!("image", image_id = %id, key = %object.key);
         async move {
-            let record = match self.metadata.begin(id, now_ms()).await? {
+            let mut record = match self.metadata.begin(id, now_ms()).await? {
                 Begin::Unknown => {
-                    warn!("no record for this object (not an accepted upload); skipped");
+                    // The orchestrator only hands over objects that have a record (it sends the
+                    // others back to the queue): the record was deleted since.
+                    tracing::error!("no record for this object any more; skipped");
                     return Ok(None);
                 }
                 Begin::AlreadyFinal(record) => return Ok(Some(Finished::already(&record))),
@@ -172,7 +174,14 @@ impl ChunkService {
             };
             let fetch = Instant::now();
             let bytes = match self.objects.get(&object.key).await {
-                Ok((bytes, _)) => bytes,
+                Ok((bytes, info)) => {
+                    // What was processed, as the store reports it: on AWS a presigned upload's
+                    // bytes never pass through the ingest, so only here are they known.
+                    record.source.etag = info.etag;
+                    record.source.bytes = info.size;
+                    record.source.content_type = InputFormat::sniff_content_type(&bytes).to_owned();
+                    bytes
+                }
                 Err(StoreError::NotFound { .. }) => {
                     return Ok(Some(Finished::failed(record, ImageError::internal("the original is missing"))));
                 }
@@ -250,7 +259,6 @@ impl ChunkService {
         ] {
             self.histograms.observe(stage, value);
         }
-        record.status = Status::Done;
         record.original = Some(Original {
             format: facts.format,
             width: facts.width,
@@ -260,7 +268,7 @@ impl ChunkService {
         record.renditions = renditions;
         record.error = None;
         record.durations_ms = Some(durations);
-        record.finished_ms = Some(now_ms());
+        let record = record.finished(Status::Done, now_ms());
         Finished { outcome: ImageOutcome { id: record.id, status: Status::Done, error: None }, record: Some(record) }
     }
 }
@@ -281,9 +289,8 @@ impl Finished {
 
     fn failed(mut record: MetadataRecord, error: ImageError) -> Self {
         tracing::info!(kind = %error.kind, message = %error.message, "image failed");
-        record.status = Status::Failed;
         record.error = Some(error.clone());
-        record.finished_ms = Some(now_ms());
+        let record = record.finished(Status::Failed, now_ms());
         Finished {
             outcome: ImageOutcome { id: record.id, status: Status::Failed, error: Some(error) },
             record: Some(record),

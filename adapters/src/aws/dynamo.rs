@@ -11,14 +11,15 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, Select, WriteRequest,
+    AttributeValue, KeysAndAttributes, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, Select,
+    WriteRequest,
 };
 use imgpipe_core::ErrorKind;
-use imgpipe_core::ports::{BackendError, Begin, Counts, MetadataError, MetadataStore, Page};
+use imgpipe_core::ports::{BackendError, Begin, Counts, EventSource, MetadataError, MetadataStore, Page};
 use imgpipe_core::record::MetadataRecord;
 use imgpipe_core::seams::{ImageId, Status};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 /// The GSI that lists records by status, newest first.
@@ -27,7 +28,9 @@ pub const BY_STATUS: &str = "by-status";
 pub const CREATED_KEY: &str = "created_key";
 /// Most requests in one `BatchWriteItem` (DynamoDB's limit; moto accepts more, so it is ours).
 pub const BATCH_WRITE_MAX: usize = 25;
-/// Calls of one `BatchWriteItem` group before its unprocessed items are given up on.
+/// Most keys in one `BatchGetItem` (DynamoDB's limit).
+pub const BATCH_GET_MAX: usize = 100;
+/// Calls of one batch group before its unprocessed items are given up on.
 const BATCH_WRITE_ATTEMPTS: u32 = 8;
 
 type Item = HashMap<String, AttributeValue>;
@@ -140,6 +143,42 @@ impl DynamoMetadataStore {
         .into())
     }
 
+    /// Which of `ids` (at most [`BATCH_GET_MAX`]) have an item: one consistent `BatchGetItem`
+    /// that reads only the key, with unprocessed keys retried (full-jitter backoff).
+    async fn batch_existing(&self, ids: &[ImageId]) -> Result<HashSet<ImageId>, MetadataError> {
+        let keys = ids.iter().map(|id| HashMap::from([("id".to_owned(), s(id.to_string()))])).collect();
+        let mut request = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .projection_expression("id")
+            .consistent_read(true)
+            .build()
+            .map_err(|e| BackendError::permanent("building a batch read", e))?;
+        let mut found = HashSet::new();
+        for attempt in 1..=BATCH_WRITE_ATTEMPTS {
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| backend_error("reading records in a batch", e))?;
+            let items = output.responses().and_then(|r| r.get(&self.table)).map(Vec::as_slice).unwrap_or_default();
+            found.extend(items.iter().filter_map(|item| item.get("id")?.as_s().ok()?.parse::<ImageId>().ok()));
+            match output.unprocessed_keys().and_then(|u| u.get(&self.table)).filter(|k| !k.keys().is_empty()) {
+                None => return Ok(found),
+                Some(rest) => request = rest.clone(),
+            }
+            tracing::debug!(unprocessed = request.keys().len(), attempt, "retrying unprocessed keys");
+            tokio::time::sleep(full_jitter(Duration::from_millis(50), Duration::from_secs(2), attempt)).await;
+        }
+        Err(BackendError {
+            message: format!("{} keys still unprocessed after {BATCH_WRITE_ATTEMPTS} attempts", request.keys().len()),
+            retryable: true,
+            source: None,
+        }
+        .into())
+    }
+
     /// A query of the [`BY_STATUS`] index for the records with `status`.
     fn by_status(&self, status: Status) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
         self.client
@@ -201,6 +240,11 @@ fn startable_values() -> Item {
 
 #[async_trait]
 impl MetadataStore for DynamoMetadataStore {
+    /// S3 sends every ObjectCreated event as soon as the object is written.
+    fn event_source(&self) -> EventSource {
+        EventSource::ObjectStore
+    }
+
     /// S3 sends the ObjectCreated event itself: `notification` is not needed here.
     async fn accept(&self, record: &MetadataRecord, _notification: &str) -> Result<(), MetadataError> {
         let conflict = MetadataError::Conflict { id: record.id, to: record.status };
@@ -239,8 +283,22 @@ impl MetadataStore for DynamoMetadataStore {
         output.item.map(from_item).transpose()
     }
 
+    /// One `BatchGetItem` per [`BATCH_GET_MAX`] ids, strongly consistent.
+    async fn existing(&self, ids: &[ImageId]) -> Result<HashSet<ImageId>, MetadataError> {
+        let mut unique: Vec<ImageId> = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut found = HashSet::new();
+        for group in unique.chunks(BATCH_GET_MAX) {
+            found.extend(self.batch_existing(group).await?);
+        }
+        Ok(found)
+    }
+
     /// One conditional `UpdateItem`; when the condition fails, the old item comes back with the
-    /// error (`ReturnValuesOnConditionCheckFailure`), so the processor needs no `GetItem`.
+    /// error (`ReturnValuesOnConditionCheckFailure`), so the processor needs no `GetItem`. It
+    /// removes `expires_at`: a presigned upload's record goes from AWAITING_UPLOAD straight to
+    /// PROCESSING, and the table's TTL would otherwise delete it once the slot's time is up.
     async fn begin(&self, id: ImageId, now_ms: u64) -> Result<Begin, MetadataError> {
         let mut values = startable_values();
         values.insert(":now".into(), AttributeValue::N(now_ms.to_string()));
@@ -252,7 +310,8 @@ impl MetadataStore for DynamoMetadataStore {
             .table_name(&self.table)
             .key("id", s(id.to_string()))
             .update_expression(
-                "SET #status = :processing, attempts = if_not_exists(attempts, :zero) + :one, started_ms = :now",
+                "SET #status = :processing, attempts = if_not_exists(attempts, :zero) + :one, started_ms = :now \
+                 REMOVE expires_at",
             )
             .condition_expression(format!("attribute_exists(id) AND {STARTABLE}"))
             .expression_attribute_names("#status", "status")
@@ -284,13 +343,16 @@ impl MetadataStore for DynamoMetadataStore {
     /// with `BatchWriteItem`, 25 at a time: any two attempts on the same bytes agree on them.
     /// FAILED `internal` (the infrastructure's fault, which a later attempt may undo) is a
     /// conditional put that never replaces a final record. A batch cannot carry conditions, so
-    /// this is how "a final record is never overwritten" holds where it can matter.
+    /// this is how "a final record is never overwritten" holds where it can matter. Items are
+    /// written whole and without `expires_at`, so the table's TTL never deletes a final record.
     async fn finish(&self, records: &[MetadataRecord]) -> Result<(), MetadataError> {
         if let Some(record) = records.iter().find(|r| !r.status.is_final()) {
             return Err(MetadataError::Conflict { id: record.id, to: record.status });
         }
-        let (guarded, decided): (Vec<_>, Vec<_>) =
-            records.iter().cloned().partition(|r| r.error.as_ref().is_some_and(|e| e.kind == ErrorKind::Internal));
+        let (guarded, decided): (Vec<_>, Vec<_>) = records
+            .iter()
+            .map(|r| MetadataRecord { expires_at: None, ..r.clone() })
+            .partition(|r| r.error.as_ref().is_some_and(|e| e.kind == ErrorKind::Internal));
         for group in decided.chunks(BATCH_WRITE_MAX) {
             self.batch_put(group).await?;
         }

@@ -123,3 +123,36 @@ pub async fn create_table(config: &SdkConfig, name: &str) -> Result<(), Error> {
         .await?;
     Ok(())
 }
+
+/// The table's TTL attribute (the template's `TimeToLiveSpecification`).
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+/// Does what DynamoDB's TTL does and moto does not: deletes every item of `table` whose
+/// [`TTL_ATTRIBUTE`] (a Number of Unix seconds) is before `now_secs`, whatever else it holds
+/// (status included). Returns how many items it deleted.
+pub async fn expire_ttl(config: &SdkConfig, table: &str, now_secs: u64) -> Result<usize, Error> {
+    let dynamo = aws_sdk_dynamodb::Client::new(config);
+    let mut pages = dynamo
+        .scan()
+        .table_name(table)
+        .consistent_read(true)
+        .projection_expression("id, #ttl")
+        .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+        .into_paginator()
+        .send();
+    let mut expired = Vec::new();
+    while let Some(page) = pages.next().await {
+        for item in page?.items() {
+            let due = item.get(TTL_ATTRIBUTE).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u64>().ok());
+            if due.is_some_and(|due| due < now_secs)
+                && let Some(id) = item.get("id")
+            {
+                expired.push(id.clone());
+            }
+        }
+    }
+    for id in &expired {
+        dynamo.delete_item().table_name(table).key("id", id.clone()).send().await?;
+    }
+    Ok(expired.len())
+}

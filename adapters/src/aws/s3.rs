@@ -12,6 +12,9 @@ use bytes::Bytes;
 use imgpipe_core::ports::{BackendError, ObjectInfo, ObjectMeta, ObjectStore, StoreError};
 use std::time::Duration;
 
+/// The header of a conditional PUT that only creates (`If-None-Match: *`).
+pub const IF_NONE_MATCH: &str = "if-none-match";
+
 /// One S3 bucket. Keys follow the same rules as every backend ([`validate_key`]).
 #[derive(Debug, Clone)]
 pub struct S3ObjectStore {
@@ -38,7 +41,9 @@ impl S3ObjectStore {
     }
 
     /// A URL that accepts one `PUT` of `content_type` bytes at `key` until `ttl` passes. The
-    /// content type and length are signed: S3 refuses a PUT that declares others.
+    /// content type and length are signed: S3 refuses a PUT that declares others. So is
+    /// `If-None-Match: *` (S3 conditional writes): the PUT must send it, and S3 refuses it with
+    /// 412 once an object exists at `key`, so a URL cannot replace the bytes it delivered.
     pub async fn presign_put(
         &self,
         key: &str,
@@ -53,6 +58,7 @@ impl S3ObjectStore {
             .key(key)
             .content_type(content_type)
             .content_length(i64::try_from(size).unwrap_or(i64::MAX))
+            .if_none_match("*")
             .presigned(presigning(ttl)?)
             .await
             .map_err(|e| backend_error(format!("presigning a PUT of {key}"), e))?;

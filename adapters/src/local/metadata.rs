@@ -6,10 +6,11 @@ use super::sqlite::{SqliteDb, to_sql_ms, write_tx};
 use crate::parse_name;
 use async_trait::async_trait;
 use imgpipe_core::ErrorKind;
-use imgpipe_core::ports::{BackendError, Begin, Counts, MetadataError, MetadataStore, Page};
+use imgpipe_core::ports::{BackendError, Begin, Counts, EventSource, MetadataError, MetadataStore, Page};
 use imgpipe_core::record::MetadataRecord;
 use imgpipe_core::seams::{ImageId, Status};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashSet;
 
 /// The local [`MetadataStore`], in the `records` table of a [`SqliteDb`].
 ///
@@ -27,7 +28,9 @@ impl SqliteMetadataStore {
     }
 
     /// Deletes AWAITING_UPLOAD slots whose `expires_at` (Unix seconds) is before `now_secs`: their
-    /// upload URL no longer works, so their bytes will never come (DynamoDB's TTL on AWS).
+    /// upload URL no longer works, so their bytes will never come (DynamoDB's TTL on AWS). Only
+    /// slots are looked at (through the status index, not a scan of every record); no other
+    /// record has `expires_at` anyway, as on AWS, where the TTL deletes whatever carries one.
     pub async fn expire_slots(&self, now_secs: u64) -> Result<usize, MetadataError> {
         let now = i64::try_from(now_secs).unwrap_or(i64::MAX);
         let deleted = self
@@ -60,6 +63,11 @@ impl Outcome {
 
 #[async_trait]
 impl MetadataStore for SqliteMetadataStore {
+    /// `accept` enqueues the event with the record.
+    fn event_source(&self) -> EventSource {
+        EventSource::MetadataStore
+    }
+
     /// Inserts the PENDING record, or upgrades an AWAITING_UPLOAD slot, and enqueues
     /// `notification`, in one transaction: a refused record enqueues nothing. A record whose
     /// status is not PENDING is refused.
@@ -127,6 +135,24 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(record)
     }
 
+    /// One query, the ids passed as one JSON array (one cached statement whatever their number).
+    async fn existing(&self, ids: &[ImageId]) -> Result<HashSet<ImageId>, MetadataError> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let ids = serde_json::to_string(ids).map_err(|e| BackendError::permanent("encoding ids", e))?;
+        let found = self
+            .db
+            .call("looking records up", move |conn| {
+                let mut statement =
+                    conn.prepare_cached("SELECT id FROM records WHERE id IN (SELECT value FROM json_each(?1))")?;
+                let rows = statement.query_map([ids], |row| row.get::<_, String>(0))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .await?;
+        Ok(found.iter().filter_map(|id| id.parse().ok()).collect())
+    }
+
     async fn begin(&self, id: ImageId, now_ms: u64) -> Result<Begin, MetadataError> {
         let begin =
             self.db
@@ -136,13 +162,11 @@ impl MetadataStore for SqliteMetadataStore {
                         .prepare_cached("SELECT record FROM records WHERE id = ?1")?
                         .query_row([id.to_string()], parse_record)
                         .optional()?;
-                    let Some(mut record) = stored else { return Ok(Begin::Unknown) };
+                    let Some(record) = stored else { return Ok(Begin::Unknown) };
                     if record.status.is_final() {
                         return Ok(Begin::AlreadyFinal(record));
                     }
-                    record.status = Status::Processing;
-                    record.attempts = record.attempts.saturating_add(1);
-                    record.started_ms = Some(now_ms);
+                    let record = record.begun(now_ms);
                     let json = to_json(&record)?;
                     tx.prepare_cached("UPDATE records SET status = ?1, record = ?2 WHERE id = ?3")?
                         .execute(params![Status::Processing.as_str(), json, id.to_string()])?;
@@ -153,8 +177,8 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(begin)
     }
 
-    /// Writes every record in one transaction, except over a record already DONE or FAILED. A
-    /// record that is not itself final is refused and nothing is written.
+    /// Writes every record in one transaction, without `expires_at`, except over a record already
+    /// DONE or FAILED. A record that is not itself final is refused and nothing is written.
     async fn finish(&self, records: &[MetadataRecord]) -> Result<(), MetadataError> {
         if let Some(record) = records.iter().find(|r| !r.status.is_final()) {
             return Err(MetadataError::Conflict { id: record.id, to: record.status });
@@ -162,7 +186,10 @@ impl MetadataStore for SqliteMetadataStore {
         if records.is_empty() {
             return Ok(());
         }
-        let rows = records.iter().map(Row::of).collect::<Result<Vec<_>, _>>()?;
+        let rows = records
+            .iter()
+            .map(|r| Row::of(&MetadataRecord { expires_at: None, ..r.clone() }))
+            .collect::<Result<Vec<_>, _>>()?;
         self.db
             .call("finishing records", move |conn| {
                 let tx = write_tx(conn)?;

@@ -256,3 +256,102 @@ pub async fn counts_by_status_and_kind(store: &dyn MetadataStore) {
     let kind = |k| counts.failed_by_kind.get(&k).copied().unwrap_or(0);
     assert_eq!(ErrorKind::ALL.map(kind), [2, 0, 1, 0, 0], "{:?}", counts.failed_by_kind);
 }
+
+/// Nothing past AWAITING_UPLOAD keeps `expires_at` (DynamoDB's TTL deletes any item that has
+/// one): `begin` straight from a slot (an S3 presigned PUT) removes it, and `finish` writes
+/// final records without it, through the batch (DONE) and the guarded (FAILED `internal`) path.
+pub async fn begin_and_finish_remove_expires_at(store: &dyn MetadataStore) {
+    let now = 1_700_000_000_000;
+    let mut ends = Vec::new();
+    for finish in [done as fn(&MetadataRecord) -> MetadataRecord, |r| failed(r, ErrorKind::Internal)] {
+        let slot = awaiting(now);
+        store.reserve(&slot).await.unwrap();
+        let Begin::Started(started) = store.begin(slot.id, now + 100).await.unwrap() else { panic!("not started") };
+        assert_eq!(started.expires_at, None, "begin returns the record without expires_at");
+        assert_eq!(store.get(slot.id).await.unwrap().unwrap().expires_at, None, "begin removes expires_at");
+        // Even when the caller hands over a record that still has it.
+        ends.push(MetadataRecord { expires_at: slot.expires_at, ..finish(&started) });
+    }
+    store.finish(&ends).await.unwrap();
+    for end in &ends {
+        let stored = store.get(end.id).await.unwrap().unwrap();
+        assert_eq!(stored, MetadataRecord { expires_at: None, ..end.clone() });
+    }
+}
+
+/// After the expiry sweep (`expire(now_secs)`: DynamoDB's TTL on AWS, the slot sweep locally)
+/// runs far past every slot's expiry, expired slots are gone and every final record is still
+/// there, unchanged, whichever way it got there (slot or direct upload).
+pub async fn final_records_survive_expiry<F, Fut>(store: &dyn MetadataStore, expire: F)
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
+    let now = 1_700_000_000_000;
+    let never_uploaded = awaiting(now);
+    store.reserve(&never_uploaded).await.unwrap();
+    let mut ends = Vec::new();
+    for (i, finish) in [
+        done as fn(&MetadataRecord) -> MetadataRecord,
+        |r| failed(r, ErrorKind::Corrupt),
+        |r| failed(r, ErrorKind::Internal),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // A slot that went straight to PROCESSING (S3 presigned PUT), one accepted first (local
+        // signed PUT), and a direct upload.
+        let record = match i {
+            0 => {
+                let slot = awaiting(now);
+                store.reserve(&slot).await.unwrap();
+                slot
+            }
+            1 => {
+                let slot = awaiting(now);
+                store.reserve(&slot).await.unwrap();
+                let accepted = MetadataRecord { status: Status::Pending, expires_at: None, ..slot };
+                accept(store, &accepted).await;
+                accepted
+            }
+            _ => {
+                let record = pending(now);
+                accept(store, &record).await;
+                record
+            }
+        };
+        let Begin::Started(started) = store.begin(record.id, now + 100).await.unwrap() else { panic!("not started") };
+        ends.push(finish(&started));
+    }
+    store.finish(&ends).await.unwrap();
+    let mut before = Vec::new();
+    for end in &ends {
+        before.push(store.get(end.id).await.unwrap());
+    }
+
+    // Far past every slot's expiry (its URL lifetime), plus an hour.
+    let later = never_uploaded.expires_at.unwrap() + 3600;
+    assert_eq!(expire(later).await, 1, "only the slot whose bytes never came expires");
+    assert_eq!(store.get(never_uploaded.id).await.unwrap(), None);
+    for (end, before) in ends.iter().zip(before) {
+        let after = store.get(end.id).await.unwrap();
+        assert!(after.is_some(), "final record {} ({:?}) deleted by the expiry sweep", end.id, end.status);
+        assert_eq!(after, before);
+    }
+}
+
+/// `existing` reports exactly the ids that have a record, whatever their status, for any
+/// number of ids (DynamoDB reads 100 keys per call), duplicates included.
+pub async fn existing_reports_records(store: &dyn MetadataStore) {
+    assert!(store.existing(&[]).await.unwrap().is_empty());
+    let accepted = pending(1_700_000_000_000);
+    accept(store, &accepted).await;
+    let slot = awaiting(1_700_000_000_000);
+    store.reserve(&slot).await.unwrap();
+    let mut ids: Vec<ImageId> = (0..230).map(|_| ImageId::generate()).collect();
+    ids.insert(3, accepted.id);
+    ids.push(slot.id);
+    ids.push(accepted.id);
+    let found = store.existing(&ids).await.unwrap();
+    assert_eq!(found, [accepted.id, slot.id].into_iter().collect());
+}

@@ -9,8 +9,8 @@ use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::StatusCode;
 use axum::http::header::{CONTENT_TYPE, LOCATION};
-use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use imgpipe_core::preset::DEFAULT_PRESET;
@@ -26,8 +26,6 @@ const MAX_PRESET_FIELD: u64 = 256;
 /// Records per page unless the client asks otherwise, and the most it may ask for.
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 1000;
-/// What a part or body without a declared type is stored as.
-const OCTET_STREAM: &str = "application/octet-stream";
 
 /// `?preset=` of an upload.
 #[derive(Debug, Deserialize)]
@@ -36,10 +34,10 @@ pub(crate) struct UploadQuery {
     preset: Option<String>,
 }
 
-/// One uploaded file, read in full and within the limit.
+/// One uploaded file, read in full and within the limit. Its declared type is not kept: the
+/// record says what the bytes are (`curl --data-binary` declares a form, whatever it sends).
 struct File {
     bytes: Bytes,
-    content_type: String,
 }
 
 /// `POST /v1/images`: stores each file as an original and answers 202 with the new ids.
@@ -74,7 +72,7 @@ pub(crate) async fn upload(
     let mut images = Vec::with_capacity(files.len());
     for file in files {
         let id = ImageId::generate();
-        intake::accept_new(&state, id, file.bytes, &file.content_type, &preset).await?;
+        intake::accept_new(&state, id, file.bytes, &preset).await?;
         images.push(json!({"id": id, "status": Status::Pending, "url": format!("/v1/images/{id}")}));
     }
     Ok((StatusCode::ACCEPTED, Json(json!({"images": images}))).into_response())
@@ -89,13 +87,12 @@ fn known_preset(state: &AppState, name: String) -> Result<String, ApiError> {
 
 async fn read_raw(state: &AppState, request: Request) -> Result<File, ApiError> {
     let limit = state.config.max_upload_bytes;
-    let content_type = content_type(request.headers());
     let (parts, body) = request.into_parts();
     let bytes = body::read_limited(&parts.headers, body, limit).await.map_err(|e| match e {
         ReadError::TooLarge(limit) => ApiError::PayloadTooLarge { limit },
         ReadError::Read(e) => ApiError::InvalidBody(e.to_string()),
     })?;
-    Ok(File { bytes, content_type })
+    Ok(File { bytes })
 }
 
 /// Reads every part: files (parts with a filename) and an optional `preset` field. Nothing is
@@ -118,10 +115,9 @@ async fn read_multipart(state: &AppState, request: Request) -> Result<(Vec<File>
             if files.len() == state.config.max_bulk_files {
                 return Err(ApiError::TooManyFiles { count: files.len() + 1, max: state.config.max_bulk_files });
             }
-            let content_type = field.content_type().unwrap_or(OCTET_STREAM).to_owned();
             let bytes = read_field(field, limit - total, limit).await?.ok_or(ApiError::PayloadTooLarge { limit })?;
             total += bytes.len() as u64;
-            files.push(File { bytes, content_type });
+            files.push(File { bytes });
         } else if field.name() == Some("preset") {
             let text = read_field(field, MAX_PRESET_FIELD, limit)
                 .await?
@@ -158,10 +154,6 @@ fn multipart_error(error: MultipartError, limit: u64) -> ApiError {
     }
 }
 
-fn content_type(headers: &HeaderMap) -> String {
-    headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or(OCTET_STREAM).to_owned()
-}
-
 fn parse_id(id: &str) -> Result<ImageId, ApiError> {
     id.parse().map_err(ApiError::InvalidId)
 }
@@ -196,8 +188,9 @@ pub(crate) async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
+    // An empty `status=` is not "any status": the parameter is an enum (see the OpenAPI document).
     let status = match query.status.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some(name) => Some(Status::ALL.into_iter().find(|s| s.as_str() == name).ok_or_else(|| {
             let names: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
             ApiError::InvalidQuery(format!("status {name:?} is not one of {}", names.join(", ")))

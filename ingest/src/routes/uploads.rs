@@ -4,13 +4,14 @@ use crate::body::{self, ReadError};
 use crate::error::ApiError;
 use crate::intake;
 use crate::signing::{SignatureError, UploadGrant, unix_now};
-use crate::state::AppState;
+use crate::state::{AppState, IngestConfig};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
+use imgpipe_core::InputFormat;
 use imgpipe_core::preset::DEFAULT_PRESET;
 use imgpipe_core::record::{MetadataRecord, Source, now_ms};
 use imgpipe_core::seams::{ImageId, Status};
@@ -40,19 +41,22 @@ struct BulkFile {
     bytes: u64,
 }
 
-/// The extension of an original whose bytes are not here yet (the key is fixed when the URL is
-/// signed): from the declared type; the processor sniffs the bytes regardless.
-fn extension_for(content_type: &str) -> &'static str {
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    match essence.as_str() {
-        "image/jpeg" | "image/jpg" | "image/pjpeg" => "jpg",
-        "image/png" => "png",
-        "image/gif" => "gif",
-        "image/webp" => "webp",
-        "image/tiff" => "tif",
-        "image/bmp" | "image/x-ms-bmp" => "bmp",
-        _ => "bin",
+/// The format `file` (entry `index` of the request) declares, if this deployment takes it: its
+/// key's extension is fixed when the URL is signed, and the processor sniffs the bytes anyway.
+fn declared_format(config: &IngestConfig, index: usize, file: &BulkFile) -> Result<InputFormat, ApiError> {
+    let field = || format!("files[{index}].content_type");
+    let content_type = &file.content_type;
+    if content_type.is_empty() || content_type.len() > MAX_CONTENT_TYPE || HeaderValue::from_str(content_type).is_err()
+    {
+        return Err(ApiError::InvalidBody(format!("{}: invalid content type {content_type:?}", field())));
     }
+    InputFormat::from_content_type(content_type).filter(|f| config.formats.contains(f)).ok_or_else(|| {
+        ApiError::UnsupportedContentType {
+            field: field(),
+            content_type: content_type.clone(),
+            accepted: config.formats.iter().map(|f| f.content_type()).collect::<Vec<_>>().join(", "),
+        }
+    })
 }
 
 /// `POST /v1/uploads`: reserves an AWAITING_UPLOAD slot per file and returns a presigned `PUT`
@@ -81,7 +85,8 @@ pub(crate) async fn presign(
         return Err(ApiError::TooManyFiles { count: request.files.len(), max: config.max_bulk_files });
     }
     // Check every file before reserving any, so a refused request reserves nothing.
-    for file in &request.files {
+    let mut formats = Vec::with_capacity(request.files.len());
+    for (index, file) in request.files.iter().enumerate() {
         if file.bytes == 0 {
             return Err(ApiError::EmptyUpload);
         }
@@ -91,20 +96,15 @@ pub(crate) async fn presign(
         if file.filename.len() > MAX_FILENAME {
             return Err(ApiError::InvalidBody(format!("a filename is longer than {MAX_FILENAME} bytes")));
         }
-        if file.content_type.is_empty()
-            || file.content_type.len() > MAX_CONTENT_TYPE
-            || HeaderValue::from_str(&file.content_type).is_err()
-        {
-            return Err(ApiError::InvalidBody(format!("invalid content_type {:?}", file.content_type)));
-        }
+        formats.push(declared_format(config, index, file)?);
     }
     tracing::Span::current().record("files", request.files.len());
     let ttl = config.upload_url_ttl;
     let expires_at = unix_now().saturating_add(ttl.as_secs());
     let mut uploads = Vec::with_capacity(request.files.len());
-    for file in request.files {
+    for (file, format) in request.files.into_iter().zip(formats) {
         let id = ImageId::generate();
-        let key = id.original_key(extension_for(&file.content_type));
+        let key = id.original_key(format.extension());
         let url = state
             .urls
             .presign_put(id, &key, file.bytes, &file.content_type, ttl)
@@ -116,12 +116,14 @@ pub(crate) async fn presign(
         slot.expires_at = Some(expires_at);
         state.metadata.reserve(&slot).await?;
         tracing::debug!(image_id = %id, "upload slot reserved");
+        let mut headers = serde_json::Map::from_iter([("content-type".to_owned(), json!(file.content_type))]);
+        headers.extend(state.urls.put_headers().iter().map(|&(name, value)| (name.to_owned(), json!(value))));
         uploads.push(json!({
             "id": id,
             "filename": file.filename,
             "method": "PUT",
             "url": url,
-            "headers": {"content-type": file.content_type},
+            "headers": headers,
             "expires_at": expires_at,
         }));
     }
@@ -171,11 +173,23 @@ pub(crate) async fn put(
 mod tests {
     use super::*;
 
+    fn file(content_type: &str) -> BulkFile {
+        BulkFile { filename: "a".into(), content_type: content_type.into(), bytes: 1 }
+    }
+
     #[test]
-    fn extensions_follow_the_declared_type() {
-        assert_eq!(extension_for("image/jpeg"), "jpg");
-        assert_eq!(extension_for("Image/PNG; charset=x"), "png");
-        assert_eq!(extension_for("application/pdf"), "bin");
-        assert_eq!(extension_for(""), "bin");
+    fn only_the_deployment_s_image_types_are_declared() {
+        let config = IngestConfig::default();
+        assert_eq!(declared_format(&config, 0, &file("image/jpeg")).unwrap(), InputFormat::Jpeg);
+        assert_eq!(declared_format(&config, 0, &file("Image/PNG; charset=x")).unwrap(), InputFormat::Png);
+        for refused in ["application/pdf", "image/tiff", "application/x-www-form-urlencoded"] {
+            let error = declared_format(&config, 3, &file(refused)).unwrap_err();
+            assert!(error.to_string().starts_with("files[3].content_type: "), "{error}");
+            assert_eq!(error.status_and_code().1, "unsupported_content_type");
+        }
+        let error = declared_format(&config, 1, &file("")).unwrap_err();
+        assert!(error.to_string().contains("files[1].content_type"), "{error}");
+        let tiff = IngestConfig { formats: vec![InputFormat::Tiff], ..IngestConfig::default() };
+        assert_eq!(declared_format(&tiff, 0, &file("image/tiff")).unwrap(), InputFormat::Tiff);
     }
 }
