@@ -71,6 +71,45 @@ fn bench_decode(c: &mut Criterion, inputs: &Inputs) {
     group.finish();
 }
 
+/// What a libjpeg-turbo handle per image costs (the kernel makes one per image: a handle kept
+/// per thread carried a damaged JPEG's state into the next): the same decode with one handle
+/// reused and with a new one each time, on a thumbnail-sized JPEG (the worst case) and the photo.
+fn bench_decoder_handle(c: &mut Criterion, inputs: &Inputs) {
+    let mut group = c.benchmark_group("jpeg decoder handle");
+    let small = image::load_from_memory(&inputs.jpeg).unwrap().thumbnail_exact(160, 120).into_rgb8();
+    let small = turbojpeg_compressor()
+        .compress_to_vec(turbojpeg::Image {
+            pixels: small.as_raw().as_slice(),
+            width: 160,
+            pitch: 480,
+            height: 120,
+            format: turbojpeg::PixelFormat::RGB,
+        })
+        .unwrap();
+    let decode_with = |decompressor: &mut turbojpeg::Decompressor, bytes: &[u8]| {
+        let header = decompressor.read_header(bytes).unwrap();
+        let mut pixels = vec![0u8; header.width * header.height * 3];
+        let image = turbojpeg::Image {
+            pixels: pixels.as_mut_slice(),
+            width: header.width,
+            pitch: header.width * 3,
+            height: header.height,
+            format: turbojpeg::PixelFormat::RGB,
+        };
+        decompressor.decompress(bytes, image).unwrap();
+        pixels
+    };
+    for (name, bytes) in [("160x120", &small), ("2725x2225", &inputs.jpeg)] {
+        let mut kept = turbojpeg::Decompressor::new().unwrap();
+        group.bench_function(format!("{name} reused"), |b| b.iter(|| decode_with(&mut kept, black_box(bytes))));
+        group.bench_function(format!("{name} new per image"), |b| {
+            b.iter(|| decode_with(&mut turbojpeg::Decompressor::new().unwrap(), black_box(bytes)))
+        });
+    }
+    group.bench_function("new handle alone", |b| b.iter(|| turbojpeg::Decompressor::new().unwrap()));
+    group.finish();
+}
+
 fn bench_resize(c: &mut Criterion, inputs: &Inputs) {
     let mut group = c.benchmark_group("resize lanczos3");
     let full = decode_at(&inputs.jpeg, (2725, 2225));
@@ -157,6 +196,7 @@ fn bench_batch(c: &mut Criterion, inputs: &Inputs) {
 fn kernel(c: &mut Criterion) {
     let inputs = inputs();
     bench_decode(c, &inputs);
+    bench_decoder_handle(c, &inputs);
     bench_resize(c, &inputs);
     bench_watermark(c, &inputs);
     bench_encode(c, &inputs);
