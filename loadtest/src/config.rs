@@ -142,8 +142,9 @@ pub struct RunConfig {
     pub mode: Mode,
     /// The bodies to upload.
     pub inputs: Inputs,
-    /// Fraction (0..=1) of uploads replaced by hostile inputs (a truncated JPEG, bytes that
-    /// are no image), which the pipeline must end FAILED with a kind, never lose.
+    /// Fraction (0..=1) of uploads replaced by hostile inputs (truncations, bytes that are no
+    /// image, bits flipped in headers and tables: [`crate::inputs::InputKind::HOSTILE`]), which
+    /// the pipeline must end FAILED with their kind, never lose.
     pub hostile: f64,
     /// Seed of everything random: synthetic pixels, which input each upload sends, its mode.
     pub seed: u64,

@@ -4,7 +4,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use loadtest::config::{parse_duration, parse_sizes};
 use loadtest::cost::{CostModel, Prices};
-use loadtest::{Inputs, Load, Mode, Report, RunConfig, Size};
+use loadtest::rss::RssMargin;
+use loadtest::{Inputs, Load, Mode, Report, RunConfig, Size, SoakConfig};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -23,6 +24,15 @@ enum Command {
     ///
     /// Try: imgpipe serve & loadtest run --target http://127.0.0.1:8080 --images 2000 --out results
     Run(Box<RunArgs>),
+    /// Soak a running server: thousands of uploads, good and hostile interleaved in a seeded
+    /// order, each followed to its final record and checked against a fresh run of the kernel
+    /// (DONE renditions byte-identical, FAILED with the same kind), its memory sampled
+    /// throughout. Exits 1 when an upload ends otherwise, a record is left PENDING or
+    /// PROCESSING, or memory grows.
+    ///
+    /// The server must run the built-in default preset and default limits. Try:
+    /// imgpipe serve --workers 1 & loadtest soak --target http://127.0.0.1:8080 --pid $! --workers 1
+    Soak(Box<SoakArgs>),
     /// Rewrite report.md and the plots from a report.json (e.g. after upgrading loadtest).
     Render {
         /// The run's report.json.
@@ -71,8 +81,10 @@ struct RunArgs {
     /// PNG and WebP.
     #[arg(long, default_value = "640x480", value_parser = |s: &str| parse_sizes(s).map(Sizes))]
     synthetic: Sizes,
-    /// Fraction of uploads replaced by hostile inputs (a truncated JPEG, text posing as a PNG),
-    /// which must end FAILED, never lost.
+    /// Fraction of uploads replaced by hostile inputs, one kind after another (truncated JPEG,
+    /// PNG and WebP; text posing as a PNG; bits flipped in JPEG Huffman and quantisation tables
+    /// and frame headers, PNG headers and data, the WebP header), which must end FAILED, never
+    /// lost.
     #[arg(long, default_value_t = 0.0)]
     hostile: f64,
     /// Seed of the synthetic pixels and of which input each upload sends.
@@ -114,6 +126,91 @@ struct RunArgs {
     /// Never draw progress bars (they are drawn only on a terminal anyway).
     #[arg(long)]
     no_progress: bool,
+}
+
+#[derive(Args)]
+struct SoakArgs {
+    /// Base URL of the API (`imgpipe serve`).
+    #[arg(long, env = "LOADTEST_TARGET")]
+    target: String,
+    /// API key, sent as `Authorization: Bearer KEY`.
+    #[arg(long, env = "IMGPIPE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Process id of the server, to sample its resident memory (VmRSS in /proc/PID/status).
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Kernel threads the server runs (its --workers), for the report.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Uploads to make.
+    #[arg(long, default_value_t = 3000)]
+    images: u64,
+    /// Fraction of uploads that are hostile inputs (truncations, text, bit flips in JPEG
+    /// Huffman and quantisation tables and frame headers, PNG headers and data, WebP headers).
+    #[arg(long, default_value_t = 0.15)]
+    hostile: f64,
+    /// Synthetic images: sizes as WIDTHxHEIGHT, comma separated, each made as JPEG, PNG and WebP.
+    #[arg(long, default_value = "640x480,160x120", value_parser = |s: &str| parse_sizes(s).map(Sizes))]
+    synthetic: Sizes,
+    /// Real photos to mix in: files or folders (e.g. ../shared/fixtures); repeat for several.
+    #[arg(long)]
+    photos: Vec<PathBuf>,
+    /// Seed of the synthetic pixels, the damage done and the order of the uploads.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Images in the pipeline at once: each client uploads, waits for the final record, checks
+    /// it, then uploads the next.
+    #[arg(long, default_value_t = 6)]
+    in_flight: usize,
+    /// Images finished before the memory's start is taken [default: a tenth of --images].
+    #[arg(long)]
+    warmup: Option<u64>,
+    /// Pause between memory samples.
+    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    sample_every: Duration,
+    /// How far the second half's memory peak may exceed the first half's, in percent…
+    #[arg(long, default_value_t = 25.0)]
+    rss_margin_percent: f64,
+    /// …or in MiB, whichever is larger.
+    #[arg(long, default_value_t = 48.0)]
+    rss_margin_mib: f64,
+    /// How long one image may take to become final before it counts as stuck.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    image_timeout: Duration,
+    /// Stop starting uploads after this long (e.g. 30m), even before --images.
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Write soak.json, soak.md and the memory plot (rss.svg, rss.png) here.
+    #[arg(long, default_value = "soak-report")]
+    out: PathBuf,
+    /// Never draw the progress bar (it is drawn only on a terminal anyway).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+impl SoakArgs {
+    fn config(self) -> SoakConfig {
+        let mut sources = vec![Inputs::Synthetic(self.synthetic.0)];
+        sources.extend(self.photos.into_iter().map(Inputs::Corpus));
+        SoakConfig {
+            api_key: self.api_key,
+            pid: self.pid,
+            workers: self.workers,
+            images: self.images,
+            hostile: self.hostile,
+            sources,
+            seed: self.seed,
+            in_flight: self.in_flight,
+            warmup: self.warmup.unwrap_or(self.images / 10),
+            sample_every: self.sample_every,
+            margin: RssMargin { fraction: self.rss_margin_percent / 100.0, mib: self.rss_margin_mib },
+            image_timeout: self.image_timeout,
+            duration: self.duration,
+            out: Some(self.out),
+            progress: !self.no_progress,
+            ..SoakConfig::new(self.target)
+        }
+    }
 }
 
 /// `--synthetic`'s list (a newtype, so clap takes it as one value rather than many).
@@ -171,6 +268,11 @@ fn main() -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|runtime| runtime.block_on(run(*args))),
+        Command::Soak(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|runtime| runtime.block_on(soak(*args))),
         Command::Render { report, out } => render(&report, out),
         Command::Compare { a, b } => compare(&a, &b),
     };
@@ -211,6 +313,47 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
         bail!("{} accepted images never reached DONE or FAILED (e.g. {})", p.lost, p.lost_ids.join(", "));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn soak(args: SoakArgs) -> Result<ExitCode> {
+    let out = args.out.clone();
+    let report = loadtest::soak(args.config()).await?;
+    say(format_args!(
+        "{} uploads ({} good, {} hostile, {:.1} %) in {:.1} s: {} DONE, {} FAILED {:?}, {} refused, {} stuck; \
+         {} renditions byte-identical to a fresh run; {} outcomes unlike a fresh run's",
+        report.checked,
+        report.good,
+        report.hostile,
+        report.hostile_share() * 100.0,
+        report.duration_s,
+        report.done,
+        report.failed,
+        report.failures_by_kind,
+        report.refused,
+        report.stuck,
+        report.renditions_identical,
+        report.mismatches
+    ));
+    if let Some(rss) = &report.rss {
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        say(format_args!(
+            "server memory: start {:.1} MiB (after {} images), peak {:.1} MiB, end {:.1} MiB; {:.0} KiB per 1000 images",
+            mib(rss.start_kib),
+            rss.warmup_images,
+            mib(rss.peak_kib),
+            mib(rss.end_kib),
+            rss.slope_kib_per_1000
+        ));
+    }
+    say(format_args!("report in {}", out.join("soak.md").display()));
+    let failures = report.failures();
+    if failures.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for failure in &failures {
+        eprintln!("soak failed: {failure}");
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 /// Prints a line; a closed stdout (`loadtest run … | head`) is not an error worth a panic.
@@ -272,5 +415,33 @@ mod tests {
         assert_eq!(config.inputs, Inputs::Synthetic(sizes));
         let both = ["loadtest", "run", "--target", "http://h:1", "--rate", "5", "--concurrency", "3"];
         assert!(Cli::try_parse_from(both).is_err(), "--rate and --concurrency exclude each other");
+    }
+
+    #[test]
+    fn soak_flags_become_the_soak_config() {
+        let cli = Cli::try_parse_from([
+            "loadtest",
+            "soak",
+            "--target",
+            "http://h:1",
+            "--pid",
+            "42",
+            "--images",
+            "500",
+            "--photos",
+            "a.jpg",
+            "--photos",
+            "dir",
+            "--rss-margin-percent",
+            "10",
+        ])
+        .unwrap();
+        let Command::Soak(args) = cli.command else { panic!("not soak") };
+        let config = args.config();
+        assert_eq!((config.pid, config.images, config.warmup), (Some(42), 500, 50));
+        assert_eq!(config.sources.len(), 3);
+        assert_eq!(config.sources[1], Inputs::Corpus("a.jpg".into()));
+        assert_eq!(config.margin, RssMargin { fraction: 0.1, mib: 48.0 });
+        assert!(config.validate().is_ok());
     }
 }

@@ -17,8 +17,17 @@ impl Server {
     /// Serves `data` with two workers and a 3 s lease (a message a killed server held comes
     /// back quickly), plus `extra` flags.
     pub fn start(data: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--data", data.to_str().unwrap(), "--workers", "2"])
+        Server::start_with_workers(data, 2, extra)
+    }
+
+    /// [`Server::start`] with `workers` kernel threads.
+    pub fn start_with_workers(data: &Path, workers: usize, extra: &[&str]) -> Server {
+        let workers = workers.to_string();
+        // IMGPIPE_TEST_BIN runs the tests against another build (e.g. one from before a fix,
+        // to see a test fail on the bug it is about).
+        let binary = std::env::var_os("IMGPIPE_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_imgpipe").into());
+        let mut child = Command::new(binary)
+            .args(["serve", "--addr", "127.0.0.1:0", "--data", data.to_str().unwrap(), "--workers", &workers])
             .args(["--lease-seconds", "3"])
             .args(extra)
             .env("RUST_LOG", "warn")
