@@ -353,6 +353,17 @@ async fn a_presigned_upload_becomes_pending_once_put() {
 }
 
 #[tokio::test]
+async fn a_presigned_upload_records_what_its_bytes_are() {
+    let app = spawn_app().await;
+    // Declared (and signed) as JPEG, but the bytes are a PNG: the record says PNG.
+    let (id, url) = presign_one(&app, PNG.len(), "image/jpeg").await;
+    let response = app.client.put(&url).header("content-type", "image/jpeg").body(PNG).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let record = app.record(id).await;
+    assert_eq!((record.status, record.source.content_type.as_str()), (Status::Pending, "image/png"));
+}
+
+#[tokio::test]
 async fn signed_uploads_are_bound_to_signature_expiry_size_and_type() {
     let app = spawn_app().await;
     let (id, url) = presign_one(&app, PNG.len(), "image/png").await;
