@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
 """Runs infra/statemachine/process-images.asl.json on a moto server (offline).
 
-Not part of CI (the Rust emulated-stack test is the real one); a quick way to see what moto does
-with the definition. Needs `moto[server]==5.2.5` and boto3 in the running interpreter:
+Run by scripts/infra-check with the moto venv of scripts/tools (the Rust emulated-stack test
+covers the happy path; only this one reaches the Catch). Needs `moto[server]==5.2.5` and boto3
+in the running interpreter:
 
-    python3 -m venv /tmp/motoenv && /tmp/motoenv/bin/pip install "moto[server]==5.2.5" boto3
-    /tmp/motoenv/bin/python infra/tests/moto_asl_check.py
+    ~/.cache/imgpipe-tools/moto/bin/python infra/tests/moto_asl_check.py
 
 Checks: (1) each processor invocation gets exactly {batch_id, images: <one chunk>} and the
 execution output is one entry per chunk; (2) when the processor task fails, the Catch path marks
 the chunk's unfinished records FAILED through dynamodb:updateItem, keeps the rest of each record,
-and leaves DONE and FAILED records alone. Takes about 5 s. Set MOTO_LOG=FILE to keep the server's log.
+leaves DONE and FAILED records alone, and removes `expires_at` (DynamoDB's TTL would delete a
+FAILED record that kept a slot's expiry). Takes about 5 s. Set MOTO_LOG=FILE to keep the server's log.
 """
 
 import json
