@@ -3,13 +3,14 @@
 //! # Lifecycle
 //!
 //! ```text
-//!  POST /v1/uploads ──reserve──▶ AWAITING_UPLOAD (expires_at = URL expiry)
-//!                                   │ bytes arrive (accept)      │ never: TTL / the local sweep
-//!  POST /v1/images ───accept──▶ PENDING ◀────────────────────┘    deletes the slot
-//!                                   │ begin (processor)
-//!                                   ▼
-//!                               PROCESSING ──begin again (retry, redelivery)──▶ PROCESSING
-//!                                   │ finish (processor) or the workflow's Catch
+//!  POST /v1/uploads ─reserve─▶ AWAITING_UPLOAD ─(no bytes before expires_at)─▶ deleted (TTL, local sweep)
+//!                                   │ local signed PUT: accept   │ S3 presigned PUT: begin
+//!                                   ▼                            │
+//!  POST /v1/images ──accept───▶ PENDING                          │
+//!                                   │ begin (processor)          │
+//!                                   ▼                            ▼
+//!                               PROCESSING ◀─────────────────────┘  (begin again on a retry or redelivery)
+//!                                   │ finish (processor), a Catch, or the ingest (original not stored)
 //!                                   ▼
 //!                               DONE | FAILED   (never written again)
 //! ```
@@ -20,7 +21,7 @@
 //! | → PENDING | ingest (direct upload; the local signed PUT) | `accept`: conditional put (new id, or over a slot), no `expires_at` |
 //! | → PROCESSING | processor, per attempt | `begin`: conditional update, removes `expires_at` (an S3 presigned PUT skips PENDING on AWS) |
 //! | → DONE / FAILED | processor | `finish`: the record `begin` returned, made final ([`MetadataRecord::finished`]): no `expires_at`, the etag of the object it read, the sniffed content type |
-//! | → FAILED `internal` | the state machine's Catch (AWS), the runner's (local) | conditional update that also removes `expires_at` |
+//! | → FAILED `internal` | the state machine's Catch (AWS), the local runner's | a conditional `UpdateItem` that also removes `expires_at`; locally `finish` |
 //! | → FAILED `internal` | ingest, when the original could not be stored after its record was written (AWS) | `finish` |
 //!
 //! `expires_at` exists only while a record is AWAITING_UPLOAD. DynamoDB's TTL deletes *any*
