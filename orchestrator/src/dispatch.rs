@@ -1,5 +1,5 @@
 //! Starting the workflows of one batch of messages: the step the Lambda and the local loop share
-//! after [`collect`](crate::group::collect).
+//! after [`group::collect`](crate::group::collect).
 
 use crate::group::{Plan, collect};
 use imgpipe_core::policy::MAX_RECEIVES;
