@@ -260,8 +260,9 @@ pub struct SoakReport {
     pub mismatches: u64,
     /// The first mismatches, described.
     pub mismatch_examples: Vec<String>,
-    /// Records still PENDING or PROCESSING at the end, by status.
-    pub left_open: BTreeMap<String, u64>,
+    /// Records still PENDING or PROCESSING at the end, by status (or why they could not be
+    /// listed).
+    pub left_open: BTreeMap<String, Result<u64, String>>,
     /// From the first upload to the last check, in seconds.
     pub duration_s: f64,
     /// Images checked per second over that time.
@@ -377,11 +378,8 @@ pub async fn soak(config: SoakConfig) -> Result<SoakReport, SoakError> {
     let mut left_open = BTreeMap::new();
     for status in ["PENDING", "PROCESSING"] {
         let open = match api.list(status, None, 1000).await {
-            Ok(page) => page.images.len() as u64,
-            Err(error) => {
-                tracing::warn!(%error, status, "cannot list open records");
-                u64::MAX
-            }
+            Ok(page) => Ok(page.images.len() as u64),
+            Err(error) => Err(format!("listing {status} records failed: {error}")),
         };
         left_open.insert(status.to_owned(), open);
     }
@@ -550,7 +548,7 @@ fn summarize(
     shared: &Shared,
     checks: &[Check],
     elapsed: Duration,
-    left_open: BTreeMap<String, u64>,
+    left_open: BTreeMap<String, Result<u64, String>>,
     rss: Option<RssFigures>,
 ) -> SoakReport {
     let mut report = SoakReport {
@@ -623,9 +621,11 @@ impl SoakReport {
         if self.checked < self.parameters.images {
             failures.push(format!("only {} of {} planned uploads ran", self.checked, self.parameters.images));
         }
-        for (status, count) in &self.left_open {
-            if *count > 0 {
-                failures.push(format!("{count} records left {status} at the end"));
+        for (status, open) in &self.left_open {
+            match open {
+                Ok(0) => {}
+                Ok(count) => failures.push(format!("{count} records left {status} at the end")),
+                Err(error) => failures.push(error.clone()),
             }
         }
         match &self.rss {
@@ -656,7 +656,11 @@ impl SoakReport {
         std::fs::write(&md, self.markdown()).map_err(io(&md))?;
         let mut written = vec![json, md];
         if let Some(rss) = &self.rss {
-            let workers = self.parameters.workers.map_or_else(String::new, |w| format!(", {w} workers"));
+            let workers = match self.parameters.workers {
+                Some(1) => ", 1 worker".to_owned(),
+                Some(w) => format!(", {w} workers"),
+                None => String::new(),
+            };
             let caption = format!(
                 "Server memory: {} uploads, {:.0} % hostile{workers}",
                 self.checked,
@@ -684,6 +688,11 @@ impl SoakReport {
         let _ = writeln!(md, "Target `{}`, started {}: {verdict}\n", p.target, rfc3339(self.started_unix_ms));
         let _ = writeln!(md, "| figure | value |\n|---|---|");
         let workers = p.workers.map_or_else(|| "not told".into(), |w| w.to_string());
+        let open = |status: &str| match self.left_open.get(status) {
+            Some(Ok(count)) => count.to_string(),
+            Some(Err(_)) => "not listed".to_owned(),
+            None => "?".to_owned(),
+        };
         let rows = [
             ("workers (kernel threads)", workers),
             ("uploads checked (planned)", format!("{} ({})", self.checked, p.images)),
@@ -697,14 +706,7 @@ impl SoakReport {
             ),
             ("renditions byte-identical to a fresh run", self.renditions_identical.to_string()),
             ("outcomes unlike a fresh run's", self.mismatches.to_string()),
-            (
-                "left PENDING / PROCESSING",
-                format!(
-                    "{} / {}",
-                    self.left_open.get("PENDING").unwrap_or(&0),
-                    self.left_open.get("PROCESSING").unwrap_or(&0)
-                ),
-            ),
+            ("left PENDING / PROCESSING", format!("{} / {}", open("PENDING"), open("PROCESSING"))),
             ("duration", format!("{:.1} s", self.duration_s)),
             ("images/s", format!("{:.1}", self.images_per_s)),
             (
