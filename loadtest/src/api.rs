@@ -6,6 +6,7 @@ use crate::inputs::Input;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// A request that did not get the answer it wanted.
@@ -66,6 +67,10 @@ pub struct Grant {
     pub id: String,
     /// Where to `PUT` the bytes.
     pub url: String,
+    /// Headers the `PUT` must carry as given: the content type it was signed for and, on S3,
+    /// `If-None-Match: *` (a signed header: without it S3 refuses the request).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// One page of `GET /v1/images`.
@@ -167,14 +172,14 @@ impl Api {
     /// and S3 refuses a request that carries both).
     pub async fn put(&self, grant: &Grant, input: &Input) -> Result<(), CallError> {
         let url = if grant.url.starts_with('/') { format!("{}{}", self.base, grant.url) } else { grant.url.clone() };
-        let response = self
-            .http
-            .put(url)
-            .header(CONTENT_TYPE, input.content_type)
-            .body(input.bytes.clone())
-            .send()
-            .await
-            .map_err(CallError::from_reqwest)?;
+        let mut request = self.http.put(url).body(input.bytes.clone());
+        if !grant.headers.keys().any(|name| name.eq_ignore_ascii_case(CONTENT_TYPE.as_str())) {
+            request = request.header(CONTENT_TYPE, input.content_type);
+        }
+        for (name, value) in &grant.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response = request.send().await.map_err(CallError::from_reqwest)?;
         checked(response).await.map(drop)
     }
 
