@@ -31,15 +31,18 @@ fn recipe() -> Recipe {
     Recipe::text_only(catalog.get("fuzz").expect("the fuzz preset").clone()).unwrap()
 }
 
-/// Renditions of `bytes` by name, or the error.
-fn outcome(bytes: &[u8], recipe: &Recipe) -> Result<Vec<(String, Vec<u8>)>, String> {
+/// Renditions by name, or the error.
+type Outcome = Result<Vec<(String, Vec<u8>)>, String>;
+
+/// What the kernel makes of `bytes`.
+fn outcome(bytes: &[u8], recipe: &Recipe) -> Outcome {
     process(bytes, recipe, &Limits::default())
         .map(|out| out.renditions.into_iter().map(|r| (r.name, r.bytes)).collect())
         .map_err(|e| e.to_string())
 }
 
 /// Small good inputs and what a fresh thread makes of each.
-static GOODS: LazyLock<Vec<(Vec<u8>, Result<Vec<(String, Vec<u8>)>, String>)>> = LazyLock::new(|| {
+static GOODS: LazyLock<Vec<(Vec<u8>, Outcome)>> = LazyLock::new(|| {
     let photo = DynamicImage::ImageRgb8(RgbImage::from_fn(80, 60, |x, y| {
         image::Rgb([(x * 5 % 256) as u8, (y * 7 % 256) as u8, ((x * y) % 256) as u8])
     }));
