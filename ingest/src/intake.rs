@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use bytes::Bytes;
 use imgpipe_core::event::S3Notification;
+use imgpipe_core::format::UNKNOWN_CONTENT_TYPE;
 use imgpipe_core::ports::{EventSource, ObjectInfo, ObjectMeta};
 use imgpipe_core::preset::DEFAULT_PRESET;
 use imgpipe_core::record::{MetadataRecord, Source, now_ms, rfc3339};
@@ -33,7 +34,7 @@ pub async fn accept_new(state: &AppState, id: ImageId, bytes: Bytes, preset: &st
         key: id.original_key(format.map_or("bin", InputFormat::extension)),
         bytes: bytes.len() as u64,
         etag: String::new(),
-        content_type: InputFormat::sniff_content_type(&bytes).to_owned(),
+        content_type: format.map_or(UNKNOWN_CONTENT_TYPE, InputFormat::content_type).to_owned(),
     };
     let record = MetadataRecord::pending(id, source, preset.to_owned(), now_ms());
     let record = store(state, record, bytes, Fresh::Key).await?;

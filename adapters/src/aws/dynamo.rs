@@ -31,7 +31,7 @@ pub const BATCH_WRITE_MAX: usize = 25;
 /// Most keys in one `BatchGetItem` (DynamoDB's limit).
 pub const BATCH_GET_MAX: usize = 100;
 /// Calls of one batch group before its unprocessed items are given up on.
-const BATCH_WRITE_ATTEMPTS: u32 = 8;
+const BATCH_ATTEMPTS: u32 = 8;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -120,7 +120,7 @@ impl DynamoMetadataStore {
                 Ok(WriteRequest::builder().put_request(put).build())
             })
             .collect::<Result<Vec<_>, MetadataError>>()?;
-        for attempt in 1..=BATCH_WRITE_ATTEMPTS {
+        for attempt in 1..=BATCH_ATTEMPTS {
             let output = self
                 .client
                 .batch_write_item()
@@ -136,7 +136,7 @@ impl DynamoMetadataStore {
             tokio::time::sleep(full_jitter(Duration::from_millis(50), Duration::from_secs(2), attempt)).await;
         }
         Err(BackendError {
-            message: format!("{} records still unprocessed after {BATCH_WRITE_ATTEMPTS} attempts", requests.len()),
+            message: format!("{} records still unprocessed after {BATCH_ATTEMPTS} attempts", requests.len()),
             retryable: true,
             source: None,
         }
@@ -154,7 +154,7 @@ impl DynamoMetadataStore {
             .build()
             .map_err(|e| BackendError::permanent("building a batch read", e))?;
         let mut found = HashSet::new();
-        for attempt in 1..=BATCH_WRITE_ATTEMPTS {
+        for attempt in 1..=BATCH_ATTEMPTS {
             let output = self
                 .client
                 .batch_get_item()
@@ -172,7 +172,7 @@ impl DynamoMetadataStore {
             tokio::time::sleep(full_jitter(Duration::from_millis(50), Duration::from_secs(2), attempt)).await;
         }
         Err(BackendError {
-            message: format!("{} keys still unprocessed after {BATCH_WRITE_ATTEMPTS} attempts", request.keys().len()),
+            message: format!("{} keys still unprocessed after {BATCH_ATTEMPTS} attempts", request.keys().len()),
             retryable: true,
             source: None,
         }
