@@ -37,8 +37,8 @@ pub fn decode(bytes: &[u8], header: &Header, limits: &Limits, need: Size) -> Res
 /// quantisation tables of the last image it read, on purpose (abbreviated streams reuse them),
 /// and after an error it can be left mid-state: with one handle per thread, a JPEG with damaged
 /// tables made every later JPEG on that thread fail, and even a good one could change how the
-/// next decodes. A new handle costs 0.2 µs (`cargo bench -p benches --bench kernel -- handle`),
-/// against 0.13 ms to decode even a 160×120 JPEG.
+/// next decodes. A new handle costs about 0.3 µs (`cargo bench -p benches --bench kernel --
+/// handle`, median of 7 runs), against 0.12 ms or more to decode even a 160×120 JPEG.
 fn decode_turbo(bytes: &[u8], header: &Header, limits: &Limits, need: Size) -> Result<DynamicImage, ImageError> {
     let shrink = jpeg_shrink(header.width, header.height, need);
     let (width, height) = (header.width.div_ceil(shrink), header.height.div_ceil(shrink));
