@@ -68,6 +68,34 @@ pub enum Notification {
     Test,
     /// Objects created, keys decoded.
     Created(Vec<ObjectRef>),
+    /// Originals sent back to the queue to be tried again (see [`Redrive`]).
+    Redrive(Redrive),
+}
+
+/// Originals sent back to the ingest queue: a chunk the state machine (or the local runner)
+/// could not run for lack of capacity, or records the sweeper found stuck. It travels beside
+/// S3's notifications as `{"imgpipe_redrive": {attempt, images, reason}}`, so the orchestrator
+/// groups it with the same dedupe, and the queue's delay, lease and dead-letter policy apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Redrive {
+    /// How many times these images were sent back before (1 for the first re-drive): the
+    /// workflow compares it with [`MAX_REDRIVES`](crate::policy::MAX_REDRIVES).
+    pub attempt: u32,
+    /// The originals, as the S3 events named them (keys decoded).
+    pub images: Vec<ObjectRef>,
+    /// Why they were sent back, for the logs.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// The key of a re-drive envelope: an S3 notification never has it.
+pub const REDRIVE_KEY: &str = "imgpipe_redrive";
+
+impl Redrive {
+    /// The message body: `{"imgpipe_redrive": {...}}`.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({ REDRIVE_KEY: self }).to_string()
+    }
 }
 
 /// A message body that is neither an S3 notification nor a test event.
@@ -81,6 +109,10 @@ impl Notification {
         let value: serde_json::Value = serde_json::from_str(body).map_err(|e| NotAnEvent(e.to_string()))?;
         if value.get("Event").and_then(|e| e.as_str()) == Some("s3:TestEvent") {
             return Ok(Notification::Test);
+        }
+        if let Some(redrive) = value.get(REDRIVE_KEY) {
+            let redrive = Redrive::deserialize(redrive).map_err(|e| NotAnEvent(format!("re-drive: {e}")))?;
+            return Ok(Notification::Redrive(redrive));
         }
         let notification: S3Notification = serde_json::from_value(value).map_err(|e| NotAnEvent(e.to_string()))?;
         let objects = notification
@@ -188,5 +220,19 @@ mod tests {
         assert_eq!(Notification::parse(&event.to_json()).unwrap(), Notification::Created(vec![]));
         assert!(Notification::parse("{}").is_err());
         assert!(Notification::parse("not json").is_err());
+    }
+
+    #[test]
+    fn redrives_round_trip_and_a_bad_one_is_unreadable() {
+        let object = ObjectRef { bucket: "b".into(), key: "originals/x y.jpg".into(), size: 5, etag: "e".into() };
+        let redrive = Redrive { attempt: 2, images: vec![object], reason: "throttled".into() };
+        let body = redrive.to_json();
+        assert!(body.starts_with(r#"{"imgpipe_redrive":{"#), "{body}");
+        assert_eq!(Notification::parse(&body).unwrap(), Notification::Redrive(redrive));
+        // What the state machine sends (the reason is optional; keys are not form-encoded).
+        let from_asl = r#"{"imgpipe_redrive":{"attempt":1,"images":[{"bucket":"b","key":"originals/a b.jpg","size":1,"etag":"e"}]}}"#;
+        let Notification::Redrive(parsed) = Notification::parse(from_asl).unwrap() else { panic!("not a re-drive") };
+        assert_eq!((parsed.attempt, parsed.images[0].key.as_str(), parsed.reason.as_str()), (1, "originals/a b.jpg", ""));
+        assert!(Notification::parse(r#"{"imgpipe_redrive":{"images":[]}}"#).is_err(), "the attempt is required");
     }
 }

@@ -112,6 +112,9 @@ pub struct Message {
     pub receive_count: u32,
 }
 
+/// The longest delay of [`EventQueue::send_delayed`] (SQS `DelaySeconds`).
+pub const MAX_SEND_DELAY: Duration = Duration::from_secs(900);
+
 /// Counts for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueStats {
@@ -140,6 +143,9 @@ pub enum QueueError {
 pub trait EventQueue: Send + Sync + 'static {
     /// Appends a message.
     async fn send(&self, body: &str) -> Result<(), QueueError>;
+    /// Appends a message that becomes visible only after `delay` (whole seconds, at most 900
+    /// as SQS `DelaySeconds`; longer is cut to 900): a re-drive waiting for capacity.
+    async fn send_delayed(&self, body: &str, delay: Duration) -> Result<(), QueueError>;
     /// Leases up to `max` visible messages for `lease`; unacknowledged, they come back after it.
     async fn receive(&self, max: usize, lease: Duration) -> Result<Vec<Message>, QueueError>;
     /// Deletes the received messages these receipts belong to.
@@ -260,6 +266,21 @@ pub trait MetadataStore: Send + Sync + 'static {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
     /// Per status.
+    /// The sweeper's write on a record it found stuck (`seen`, as [`list`](Self::list) returned
+    /// it): counts a re-drive (`sweeps` + 1) or makes it FAILED with `error` (no `expires_at`),
+    /// only if the record is still as seen (same status, `attempts`, `started_ms` and
+    /// `sweeps`), so a record that moved meanwhile is left alone and two sweepers count once.
+    /// Returns whether it wrote; never overwrites a final record.
+    async fn sweep(&self, seen: &MetadataRecord, action: &SweepAction, now_ms: u64) -> Result<bool, MetadataError>;
+}
+
+/// What [`MetadataStore::sweep`] does to a stuck record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SweepAction {
+    /// Count one more re-drive; the status stays.
+    Redrive,
+    /// Give up: FAILED with this error, finished now.
+    Fail(crate::ImageError),
     pub by_status: BTreeMap<Status, u64>,
     /// FAILED records per error kind.
     pub failed_by_kind: BTreeMap<crate::ErrorKind, u64>,

@@ -62,6 +62,10 @@ pub struct MetadataRecord {
     /// Processing attempts started so far.
     #[serde(default)]
     pub attempts: u32,
+    /// Times the sweeper found this record stuck and re-drove it (see
+    /// [`MetadataStore::sweep`](crate::ports::MetadataStore::sweep)).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sweeps: u32,
     /// Milliseconds since the Unix epoch: accepted (upload complete or slot created).
     pub created_ms: u64,
     /// When processing last started.
@@ -156,6 +160,7 @@ impl MetadataRecord {
             renditions: Vec::new(),
             error: None,
             attempts: 0,
+            sweeps: 0,
             created_ms: now_ms,
             started_ms: None,
             finished_ms: None,
@@ -183,6 +188,10 @@ impl MetadataRecord {
         self.expires_at = None;
         self
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -79,6 +79,10 @@ pub struct ObjectRef {
 pub struct WorkflowInput {
     /// Deterministic id of the batch (also the execution name).
     pub batch_id: String,
+    /// Times these images were sent back to the queue before (0: first run; see
+    /// [`Redrive`](crate::event::Redrive)). Absent in inputs written before it existed.
+    #[serde(default)]
+    pub attempt: u32,
     /// The chunks, each one processor invocation.
     pub chunks: Vec<Vec<ObjectRef>>,
 }
@@ -88,6 +92,9 @@ pub struct WorkflowInput {
 pub struct ChunkInput {
     /// The batch this chunk belongs to.
     pub batch_id: String,
+    /// The workflow's [`WorkflowInput::attempt`], for the chunk's re-drive when capacity runs out.
+    #[serde(default)]
+    pub attempt: u32,
     /// The originals to process.
     pub images: Vec<ObjectRef>,
 }
@@ -186,5 +193,6 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(input.images[0].key, "originals/a.jpg");
+        assert_eq!(input.attempt, 0, "inputs without an attempt are first runs");
     }
 }

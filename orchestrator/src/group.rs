@@ -34,8 +34,11 @@ pub struct PlannedWorkflow {
 
 /// Groups message bodies (in receive order) into workflows of at most
 /// `MAX_CHUNKS_PER_WORKFLOW` chunks of `CHUNK_SIZE` images. An object delivered more than
-/// once (same key and etag) is processed once; the batch id is derived from the objects, so a
-/// redelivered batch gets the same id (and execution name).
+/// once (same key and etag) is processed once, re-drives ([`Notification::Redrive`]) included,
+/// at the highest attempt it came with; a workflow holds objects of one attempt. The batch id
+/// is derived from the objects and the attempt: a redelivered batch gets the same id, a
+/// re-drive another. The same id does not make a second start a no-op (Express does not
+/// deduplicate executions by name); the processor's conditional `begin` makes it harmless.
 pub fn group<'a>(bodies: impl IntoIterator<Item = &'a str>) -> Plan {
     collect(bodies).plan(|_| true)
 }
@@ -44,7 +47,8 @@ pub fn group<'a>(bodies: impl IntoIterator<Item = &'a str>) -> Plan {
 /// are grouped: [`Collected::ids`] says which records to look for, [`Collected::plan`] groups.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Collected {
-    objects: Vec<(ObjectRef, Vec<usize>)>,
+    /// Each object, its attempt and the messages that carry it.
+    objects: Vec<(ObjectRef, u32, Vec<usize>)>,
     nothing_to_do: Vec<usize>,
     unreadable: Vec<usize>,
 }
@@ -53,7 +57,7 @@ impl Collected {
     /// The ids of the originals named (each once, in order; keys that name no id are left
     /// out: no record can exist for them).
     pub fn ids(&self) -> Vec<ImageId> {
-        self.objects.iter().filter_map(|(o, _)| ImageId::from_original_key(&o.key)).collect()
+        self.objects.iter().filter_map(|(o, _, _)| ImageId::from_original_key(&o.key)).collect()
     }
 
     /// Groups the objects for which `recorded` holds into workflows. The messages that carry
@@ -62,26 +66,32 @@ impl Collected {
     /// exist, and a later delivery finds them final).
     pub fn plan(self, recorded: impl Fn(&ObjectRef) -> bool) -> Plan {
         let Collected { objects, nothing_to_do, unreadable } = self;
-        let (objects, missing): (Vec<_>, Vec<_>) = objects.into_iter().partition(|(o, _)| recorded(o));
+        let (mut objects, missing): (Vec<_>, Vec<_>) = objects.into_iter().partition(|(o, _, _)| recorded(o));
         let mut unrecorded: Vec<(usize, String)> = missing
             .into_iter()
-            .flat_map(|(o, messages)| messages.into_iter().map(move |m| (m, o.key.clone())))
+            .flat_map(|(o, _, messages)| messages.into_iter().map(move |m| (m, o.key.clone())))
             .collect();
         unrecorded.sort_unstable();
         unrecorded.dedup_by_key(|(m, _)| *m);
         let refused: BTreeSet<usize> = unrecorded.iter().map(|&(m, _)| m).collect();
         let mut plan = Plan { nothing_to_do, unreadable, unrecorded, ..Plan::default() };
-        for batch in objects.chunks(CHUNK_SIZE * MAX_CHUNKS_PER_WORKFLOW) {
-            let mut messages: Vec<usize> =
-                batch.iter().flat_map(|(_, m)| m.iter().copied()).filter(|m| !refused.contains(m)).collect();
-            messages.sort_unstable();
-            messages.dedup();
-            let refs: Vec<ObjectRef> = batch.iter().map(|(o, _)| o.clone()).collect();
-            let input = WorkflowInput {
-                batch_id: batch_id(&refs),
-                chunks: refs.chunks(CHUNK_SIZE).map(<[_]>::to_vec).collect(),
-            };
-            plan.workflows.push(PlannedWorkflow { input, messages });
+        // One attempt per workflow (its Choice compares one number); receive order within it.
+        objects.sort_by_key(|(_, attempt, _)| *attempt);
+        for same in objects.chunk_by(|a, b| a.1 == b.1) {
+            let attempt = same[0].1;
+            for batch in same.chunks(CHUNK_SIZE * MAX_CHUNKS_PER_WORKFLOW) {
+                let mut messages: Vec<usize> =
+                    batch.iter().flat_map(|(_, _, m)| m.iter().copied()).filter(|m| !refused.contains(m)).collect();
+                messages.sort_unstable();
+                messages.dedup();
+                let refs: Vec<ObjectRef> = batch.iter().map(|(o, _, _)| o.clone()).collect();
+                let input = WorkflowInput {
+                    batch_id: batch_id(&refs, attempt),
+                    attempt,
+                    chunks: refs.chunks(CHUNK_SIZE).map(<[_]>::to_vec).collect(),
+                };
+                plan.workflows.push(PlannedWorkflow { input, messages });
+            }
         }
         plan
     }
@@ -90,25 +100,30 @@ impl Collected {
 /// Parses message bodies (in receive order) into the originals they name, deduplicated.
 pub fn collect<'a>(bodies: impl IntoIterator<Item = &'a str>) -> Collected {
     let mut plan = Collected::default();
-    let mut objects: Vec<(ObjectRef, Vec<usize>)> = Vec::new();
+    let mut objects: Vec<(ObjectRef, u32, Vec<usize>)> = Vec::new();
     let mut seen: HashMap<(String, String, String), usize> = HashMap::new();
     for (index, body) in bodies.into_iter().enumerate() {
-        let created = match Notification::parse(body) {
+        let (created, attempt) = match Notification::parse(body) {
             Err(_) => {
                 plan.unreadable.push(index);
                 continue;
             }
-            Ok(Notification::Test) => Vec::new(),
-            Ok(Notification::Created(objects)) => objects,
+            Ok(Notification::Test) => (Vec::new(), 0),
+            Ok(Notification::Created(objects)) => (objects, 0),
+            Ok(Notification::Redrive(redrive)) => (redrive.images, redrive.attempt),
         };
         let mut carries = false;
         for object in created.into_iter().filter(|o| o.key.starts_with(ORIGINALS_PREFIX)) {
             let identity = (object.bucket.clone(), object.key.clone(), object.etag.clone());
             match seen.get(&identity) {
-                Some(&at) => objects[at].1.push(index),
+                Some(&at) => {
+                    // The budget spent so far is the most any delivery says.
+                    objects[at].1 = objects[at].1.max(attempt);
+                    objects[at].2.push(index);
+                }
                 None => {
                     seen.insert(identity, objects.len());
-                    objects.push((object, vec![index]));
+                    objects.push((object, attempt, vec![index]));
                 }
             }
             carries = true;
@@ -121,9 +136,10 @@ pub fn collect<'a>(bodies: impl IntoIterator<Item = &'a str>) -> Collected {
     plan
 }
 
-/// A deterministic id for a batch of objects (FNV-1a over bucket, key and etag), usable as a
-/// Step Functions execution name (≤ 80 characters of `[A-Za-z0-9-_]`).
-pub fn batch_id(objects: &[ObjectRef]) -> String {
+/// A deterministic id for a batch of objects at `attempt` (FNV-1a over bucket, key and etag;
+/// `-r{attempt}` after a re-drive, so it differs from the first run's), usable as a Step
+/// Functions execution name (≤ 80 characters of `[A-Za-z0-9-_]`).
+pub fn batch_id(objects: &[ObjectRef], attempt: u32) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for object in objects {
         for part in [&object.bucket, &object.key, &object.etag] {
@@ -133,13 +149,16 @@ pub fn batch_id(objects: &[ObjectRef]) -> String {
             }
         }
     }
-    format!("batch-{hash:016x}-{}", objects.len())
+    match attempt {
+        0 => format!("batch-{hash:016x}-{}", objects.len()),
+        n => format!("batch-{hash:016x}-{}-r{n}", objects.len()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use imgpipe_core::event::S3Notification;
+    use imgpipe_core::event::{Redrive, S3Notification};
 
     fn object(n: usize) -> ObjectRef {
         ObjectRef { bucket: "b".into(), key: format!("originals/{n:04}.jpg"), size: 10, etag: format!("e{n}") }
@@ -210,11 +229,39 @@ mod tests {
     }
 
     #[test]
+    fn redrives_are_grouped_by_attempt_with_the_same_dedupe() {
+        let redrive = |attempt: u32, ns: &[usize]| {
+            Redrive { attempt, images: ns.iter().map(|&n| object(n)).collect(), reason: "throttled".into() }.to_json()
+        };
+        // Object 1 comes as an S3 event and in a re-drive: once, at the re-drive's attempt.
+        let bodies = [event(1), redrive(2, &[1, 2]), event(3), redrive(1, &[4])];
+        let plan = group(bodies.iter().map(String::as_str));
+        let got: Vec<(u32, Vec<ObjectRef>, Vec<usize>)> = plan
+            .workflows
+            .iter()
+            .map(|w| (w.input.attempt, w.input.chunks.concat(), w.messages.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [(0, vec![object(3)], vec![2]), (1, vec![object(4)], vec![3]), (2, vec![object(1), object(2)], vec![0, 1])]
+        );
+        assert_ne!(plan.workflows[2].input.batch_id, batch_id(&[object(1), object(2)], 0), "a re-drive is a new execution");
+        assert!(plan.workflows[2].input.batch_id.ends_with("-r2"));
+        // The attempt travels in the workflow input's JSON.
+        let json = serde_json::to_value(&plan.workflows[1].input).unwrap();
+        assert_eq!(json["attempt"], 1);
+    }
+
+    #[test]
     fn batch_ids_are_deterministic_and_valid_execution_names() {
-        let a = batch_id(&[object(1), object(2)]);
-        assert_eq!(a, batch_id(&[object(1), object(2)]));
-        assert_ne!(a, batch_id(&[object(2), object(1)]));
-        assert!(a.len() <= 80 && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        let a = batch_id(&[object(1), object(2)], 0);
+        assert_eq!(a, batch_id(&[object(1), object(2)], 0));
+        assert_ne!(a, batch_id(&[object(2), object(1)], 0));
+        let redriven = batch_id(&[object(1), object(2)], u32::MAX);
+        assert_ne!(a, redriven);
+        for id in [a, redriven] {
+            assert!(id.len() <= 80 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        }
     }
 
     #[test]

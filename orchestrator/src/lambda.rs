@@ -1,8 +1,9 @@
-//! The orchestrator Lambda's handler: an SQS batch of S3 notifications in, the messages to
-//! redeliver out (`ReportBatchItemFailures`).
+//! The orchestrator Lambda's handler: an SQS batch of S3 notifications (and re-drives) in, the
+//! messages to redeliver out (`ReportBatchItemFailures`); and the sweeper Lambda's.
 
 use crate::dispatch::{dispatch, report_unrecorded};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use crate::sweep::{SweepError, Sweeper};
 use imgpipe_core::ports::{MetadataStore, WorkflowStarter};
 
 /// Starts a workflow per group of the batch; the response lists exactly the messages whose
@@ -26,4 +27,16 @@ pub async fn handle(
             .map(|&i| BatchItemFailure { item_identifier: event.records[i].message_id.clone().unwrap_or_default() })
             .collect(),
     }
+}
+
+/// One scheduled sweep (the EventBridge event carries nothing it needs); its counts are the
+/// answer, and the summary log line the template's metric filters read.
+pub async fn sweep(sweeper: &Sweeper<'_>) -> Result<serde_json::Value, SweepError> {
+    let report = sweeper.run(imgpipe_core::record::now_ms()).await?;
+    Ok(serde_json::json!({
+        "stuck": report.stuck,
+        "redriven": report.redriven,
+        "failed": report.failed,
+        "moved_on": report.moved_on,
+    }))
 }

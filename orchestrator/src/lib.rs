@@ -9,9 +9,12 @@
 //! - [`lambda`] (feature `lambda`): the Lambda handler, `SqsEvent` in, `SqsBatchResponse` out.
 //! - [`local`]: the local loop: receive with a batching window, group, start each workflow on
 //!   the in-process runner (which blocks when busy: backpressure), acknowledge what started.
+//! - [`sweep`]: the scheduled sweeper: records stuck PENDING or PROCESSING go back through the
+//!   queue a bounded number of times, then FAILED `internal`.
 
 pub mod dispatch;
 pub mod group;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod local;
+pub mod sweep;

@@ -3,7 +3,7 @@
 //! Retry numbers must equal it, so the two modes cannot drift. Also pins the payload each Map
 //! iteration hands the processor (`ChunkInput`) and what the Task passes on (its payload).
 
-use imgpipe_core::policy::{MAP_MAX_CONCURRENCY, RETRY};
+use imgpipe_core::policy::{MAP_MAX_CONCURRENCY, MAX_REDRIVES, REDRIVE_DELAY, RETRY};
 use serde_json::{Value, json};
 
 const ASL: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/statemachine/process-images.asl.json"));
@@ -16,6 +16,18 @@ const RETRIED: [&str; 5] = [
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
     "RetryableError",
+];
+
+/// What a chunk is sent back to the queue for once its Retry is spent: the retried errors (lack
+/// of capacity, not the images) and a timeout. Not `PermanentError`, nor any other failure.
+const REDRIVEN: [&str; 7] = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "RetryableError",
+    "States.Timeout",
+    "Sandbox.Timedout",
 ];
 
 fn definition() -> Value {
@@ -67,12 +79,12 @@ fn map_concurrency_is_the_policy() {
 
 #[test]
 fn each_iteration_gets_exactly_a_chunk_input() {
-    // `ChunkInput` is {batch_id, images}: the Map builds it from the execution's batch id and
-    // the current chunk, and the Task passes it unchanged as the Lambda payload.
+    // `ChunkInput` is {batch_id, attempt, images}: the Map builds it from the execution's batch
+    // id and attempt and the current chunk, and the Task passes it unchanged as the Lambda payload.
     let definition = definition();
     assert_eq!(
         chunk_map(&definition)["ItemSelector"],
-        json!({"batch_id.$": "$.batch_id", "images.$": "$$.Map.Item.Value"})
+        json!({"batch_id.$": "$.batch_id", "attempt.$": "$.attempt", "images.$": "$$.Map.Item.Value"})
     );
     let task = processor_task(&definition);
     assert_eq!(task["Parameters"], json!({"FunctionName": "${ProcessorFunctionArn}", "Payload.$": "$"}));
@@ -101,13 +113,62 @@ fn processor_retry_is_the_policy() {
     assert_eq!(retry["JitterStrategy"], "FULL");
 }
 
+/// The state `name` of the chunk Map's iteration.
+fn iteration_state(definition: &Value, name: &str) -> Value {
+    let state = chunk_map(definition)["ItemProcessor"]["States"][name].clone();
+    assert!(state.is_object(), "no state {name} in the chunk Map");
+    state
+}
+
+#[test]
+fn a_chunk_short_of_capacity_goes_back_to_the_queue_within_its_budget() {
+    let definition = definition();
+    let task = processor_task(&definition);
+    let catchers = task["Catch"].as_array().expect("the processor Task has a Catch");
+    assert_eq!(catchers.len(), 2, "capacity first, then everything else");
+    let mut caught: Vec<&str> = catchers[0]["ErrorEquals"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    caught.sort_unstable();
+    let mut want = REDRIVEN.to_vec();
+    want.sort_unstable();
+    assert_eq!(caught, want);
+    assert!(RETRIED.iter().all(|e| want.contains(e)), "every retried error is re-driven when retries run out");
+    assert!(!caught.contains(&"PermanentError") && !caught.contains(&"States.ALL"));
+    assert_eq!(catchers[0]["ResultPath"], "$.error");
+
+    // The budget: a Choice on the attempt, the policy's number.
+    let choice = iteration_state(&definition, catchers[0]["Next"].as_str().unwrap());
+    assert_eq!(choice["Type"], "Choice");
+    let rule = &choice["Choices"][0];
+    assert_eq!(rule["Variable"], "$.attempt");
+    assert_eq!(rule["NumericLessThan"].as_u64(), Some(u64::from(MAX_REDRIVES)));
+    // Within it: the envelope imgpipe_core::event::Redrive parses, attempt + 1, sent with the delay.
+    let prepare = iteration_state(&definition, rule["Next"].as_str().unwrap());
+    assert_eq!(
+        prepare["Parameters"],
+        json!({"imgpipe_redrive": {"attempt.$": "States.MathAdd($.attempt, 1)", "images.$": "$.images", "reason.$": "$.error.Error"}})
+    );
+    let send = iteration_state(&definition, prepare["Next"].as_str().unwrap());
+    assert_eq!(send["Resource"], "arn:aws:states:::sqs:sendMessage");
+    assert_eq!(send["Parameters"]["QueueUrl"], "${IngestQueueUrl}");
+    assert_eq!(send["Parameters"]["DelaySeconds"].as_u64(), Some(REDRIVE_DELAY.as_secs()));
+    assert!(REDRIVE_DELAY.as_secs() <= 900, "SQS DelaySeconds is at most 900");
+    assert_eq!(send["Parameters"]["MessageBody.$"], format!("States.JsonToString({})", prepare["ResultPath"].as_str().unwrap()));
+    // A queue that refuses the message leaves the records for the sweeper, never FAILED.
+    let refused = iteration_state(&definition, send["Catch"][0]["Next"].as_str().unwrap());
+    assert_eq!(refused["End"], true);
+    // Past it: FAILED, saying why.
+    let out = iteration_state(&definition, choice["Default"].as_str().unwrap());
+    assert!(out["Parameters"]["message.$"].as_str().unwrap().contains("still throttled after"), "{out}");
+    assert_eq!(out["Next"], "MarkChunkFailed");
+}
+
 #[test]
 fn a_chunk_that_still_fails_is_caught() {
     let definition = definition();
     let task = processor_task(&definition);
     let catchers = task["Catch"].as_array().expect("the processor Task has a Catch");
-    assert_eq!(catchers.len(), 1);
-    assert_eq!(catchers[0]["ErrorEquals"], json!(["States.ALL"]));
+    assert_eq!(catchers.last().unwrap()["ErrorEquals"], json!(["States.ALL"]));
+    assert_eq!(catchers.last().unwrap()["Next"], "DescribeFailure");
     // The catch path records FAILED with UpdateItem (only status and error change) and never
     // overwrites a final record.
     let updates: Vec<_> = all_states(&definition["States"])

@@ -73,7 +73,7 @@ async fn a_chunk_ends_each_image_done_or_failed_with_its_renditions_stored() {
     let broken = upload(&stack, support::fixture("gradients-rgb8.png")[..4000].to_vec()).await;
     let not_image = upload(&stack, b"hello".to_vec()).await;
     let service = service(stack.backend.objects.clone(), &stack);
-    let input = ChunkInput { batch_id: "b".into(), images: vec![good.clone(), broken.clone(), not_image.clone()] };
+    let input = ChunkInput { batch_id: "b".into(), attempt: 0, images: vec![good.clone(), broken.clone(), not_image.clone()] };
     let output = service.process(&input).await.unwrap();
     let statuses: Vec<_> = output.results.iter().map(|r| (r.id, r.status, r.error.as_ref().map(|e| e.kind))).collect();
     assert_eq!(
@@ -108,7 +108,7 @@ async fn running_a_chunk_again_changes_nothing() {
     let stack = stack();
     let object = upload(&stack, support::fixture("gradients-rgb8.png")).await;
     let service = service(stack.backend.objects.clone(), &stack);
-    let input = ChunkInput { batch_id: "b".into(), images: vec![object.clone()] };
+    let input = ChunkInput { batch_id: "b".into(), attempt: 0, images: vec![object.clone()] };
     let first = service.process(&input).await.unwrap();
     let record = stack.backend.metadata.get(id_of(&object)).await.unwrap().unwrap();
     let thumb = stack.backend.objects.get(&record.renditions[0].key).await.unwrap();
@@ -125,7 +125,7 @@ async fn objects_without_an_accepted_upload_are_skipped() {
     let stray =
         ObjectRef { bucket: "local".into(), key: ImageId::generate().original_key("jpg"), size: 1, etag: "e".into() };
     let output = service(stack.backend.objects.clone(), &stack)
-        .process(&ChunkInput { batch_id: "b".into(), images: vec![stray] })
+        .process(&ChunkInput { batch_id: "b".into(), attempt: 0, images: vec![stray] })
         .await
         .unwrap();
     assert!(output.results.is_empty());
@@ -170,7 +170,7 @@ const QUICK: RetryPolicy = RetryPolicy {
 async fn run_workflow(stack: &Stack, failures: u32, objects: Vec<ObjectRef>) {
     let flaky = Arc::new(Flaky { inner: stack.backend.objects.clone(), failures: AtomicU32::new(failures) });
     let runner = LocalWorkflows::new(service(flaky, stack), 2).with_retry(QUICK);
-    runner.start(WorkflowInput { batch_id: "b".into(), chunks: vec![objects] }).await.unwrap();
+    runner.start(WorkflowInput { batch_id: "b".into(), attempt: 0, chunks: vec![objects] }).await.unwrap();
     assert!(runner.drain(Duration::from_secs(30)).await, "the workflow did not finish");
 }
 

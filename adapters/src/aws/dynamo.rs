@@ -15,7 +15,9 @@ use aws_sdk_dynamodb::types::{
     WriteRequest,
 };
 use imgpipe_core::ErrorKind;
-use imgpipe_core::ports::{BackendError, Begin, Counts, EventSource, MetadataError, MetadataStore, Page};
+use imgpipe_core::ports::{
+    BackendError, Begin, Counts, EventSource, MetadataError, MetadataStore, Page, SweepAction,
+};
 use imgpipe_core::record::MetadataRecord;
 use imgpipe_core::seams::{ImageId, Status};
 use serde::{Deserialize, Serialize};
@@ -425,3 +427,68 @@ impl MetadataStore for DynamoMetadataStore {
         Ok(counts)
     }
 }
+
+    /// One `UpdateItem` whose condition is the record as seen: status, `attempts`, `started_ms`
+    /// and `sweeps` (absent attributes when they were unset).
+    async fn sweep(&self, seen: &MetadataRecord, action: &SweepAction, now_ms: u64) -> Result<bool, MetadataError> {
+        if seen.status.is_final() {
+            return Err(MetadataError::Conflict { id: seen.id, to: seen.status });
+        }
+        let n = |v: u64| AttributeValue::N(v.to_string());
+        let mut values = HashMap::from([
+            (":seen_status".to_owned(), s(seen.status.as_str())),
+            (":attempts".to_owned(), n(seen.attempts.into())),
+            (":sweeps".to_owned(), n(seen.sweeps.into())),
+        ]);
+        let mut names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
+        let unset_or = |attribute: &str, value: &str, zero: bool| {
+            if zero {
+                format!("(attribute_not_exists({attribute}) OR {attribute} = {value})")
+            } else {
+                format!("{attribute} = {value}")
+            }
+        };
+        let started = match seen.started_ms {
+            Some(ms) => {
+                values.insert(":started".into(), n(ms));
+                "started_ms = :started".to_owned()
+            }
+            None => "attribute_not_exists(started_ms)".to_owned(),
+        };
+        let condition = format!(
+            "#status = :seen_status AND {} AND {} AND {started}",
+            unset_or("attempts", ":attempts", seen.attempts == 0),
+            unset_or("sweeps", ":sweeps", seen.sweeps == 0),
+        );
+        let update = match action {
+            SweepAction::Redrive => {
+                values.insert(":next".into(), n(u64::from(seen.sweeps) + 1));
+                "SET sweeps = :next".to_owned()
+            }
+            SweepAction::Fail(error) => {
+                let error = serde_dynamo::to_attribute_value(error)
+                    .map_err(|e| BackendError::permanent(format!("encoding the error of {}", seen.id), e))?;
+                values.insert(":failed".into(), s(Status::Failed.as_str()));
+                values.insert(":error".into(), error);
+                values.insert(":now".into(), n(now_ms));
+                names.insert("#error".into(), "error".into());
+                "SET #status = :failed, #error = :error, finished_ms = :now REMOVE expires_at".to_owned()
+            }
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(seen.id.to_string()))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(backend_error(format!("sweeping the record of {}", seen.id), e).into()),
+        }
+    }

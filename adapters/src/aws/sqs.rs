@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
-use imgpipe_core::ports::{BackendError, EventQueue, Message, QueueError, QueueStats};
+use imgpipe_core::ports::{BackendError, EventQueue, MAX_SEND_DELAY, Message, QueueError, QueueStats};
 use std::time::Duration;
 
 /// Most messages SQS returns or deletes per call.
@@ -49,6 +49,19 @@ impl EventQueue for SqsQueue {
             .send()
             .await
             .map_err(|e| backend_error("sending a message", e))?;
+        Ok(())
+    }
+
+    async fn send_delayed(&self, body: &str, delay: Duration) -> Result<(), QueueError> {
+        let seconds = delay.min(MAX_SEND_DELAY).as_secs() as i32;
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .delay_seconds(seconds)
+            .send()
+            .await
+            .map_err(|e| backend_error("sending a delayed message", e))?;
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 use super::sqlite::{SqliteDb, to_sql_ms, write_tx};
 use async_trait::async_trait;
 use imgpipe_core::policy::MAX_RECEIVES;
-use imgpipe_core::ports::{EventQueue, Message, QueueError, QueueStats};
+use imgpipe_core::ports::{EventQueue, MAX_SEND_DELAY, Message, QueueError, QueueStats};
 use imgpipe_core::record::now_ms;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::time::Duration;
@@ -105,6 +105,14 @@ impl EventQueue for SqliteQueue {
         let body = body.to_owned();
         self.db.call("sending a message", move |conn| enqueue(conn, &body, now_ms())).await?;
         self.db.message_sent();
+        Ok(())
+    }
+
+    /// Whole seconds, as SQS: the row's visibility starts that much later.
+    async fn send_delayed(&self, body: &str, delay: Duration) -> Result<(), QueueError> {
+        let body = body.to_owned();
+        let delay_ms = delay.min(MAX_SEND_DELAY).as_secs() * 1000;
+        self.db.call("sending a delayed message", move |conn| enqueue(conn, &body, now_ms() + delay_ms)).await?;
         Ok(())
     }
 
