@@ -146,3 +146,45 @@ async fn unprocessed_batch_items_are_retried_until_written() {
     assert!(calls.iter().all(|&n| n <= 25), "a BatchWriteItem carried more than 25 items: {calls:?}");
     assert!(calls.len() >= 5, "60 records in groups of 25, with retries: {calls:?}");
 }
+
+/// `POST /v1/uploads` reserves up to 1,000 slots inside API Gateway's 30 s: they go 25 per
+/// `BatchWriteItem`, several calls at once, with unprocessed items retried. The timings are
+/// printed (`--no-capture`) for the record, beside 1,000 single `PutItem`s one after another
+/// (what the route did before); they are not asserted, the machines are shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_slots_are_reserved_in_batches_of_25_with_unprocessed_items_retried() {
+    let faults = Faults::new([Fault::Unprocessed, Fault::Unprocessed, Fault::Unprocessed]);
+    let config = config().await;
+    let table = unique("records");
+    emulator::create_table(&config, &table).await.unwrap();
+    let store = DynamoMetadataStore::from_client(faults.dynamodb(&config), table);
+    let slots: Vec<_> = (0..1000).map(|i| conformance::metadata::awaiting(1_700_000_000_000 + i)).collect();
+
+    let started = std::time::Instant::now();
+    store.reserve(&slots).await.unwrap();
+    let batched = started.elapsed();
+
+    let ids: Vec<_> = slots.iter().map(|s| s.id).collect();
+    assert_eq!(store.existing(&ids).await.unwrap().len(), 1000, "every slot was written");
+    for slot in [&slots[0], &slots[499], &slots[999]] {
+        assert_eq!(store.get(slot.id).await.unwrap().as_ref(), Some(slot));
+    }
+    assert_eq!(faults.injected(), 3);
+    let calls = faults.batch_sizes();
+    assert!(calls.iter().all(|&n| n <= 25), "a BatchWriteItem carried more than 25 items: {calls:?}");
+    assert_eq!(calls.len(), 40 + 3, "40 full batches, plus one retry per injected partial answer: {calls:?}");
+
+    let one_by_one = metadata().await;
+    let fresh: Vec<_> = (0..1000).map(|i| conformance::metadata::awaiting(1_700_000_000_000 + i)).collect();
+    let started = std::time::Instant::now();
+    for slot in &fresh {
+        one_by_one.reserve(std::slice::from_ref(slot)).await.unwrap();
+    }
+    let sequential = started.elapsed();
+    eprintln!(
+        "1,000 slots on moto: {:.0} ms in {} BatchWriteItem calls; one slot per call, one call at a time: {:.0} ms",
+        batched.as_secs_f64() * 1e3,
+        calls.len(),
+        sequential.as_secs_f64() * 1e3
+    );
+}

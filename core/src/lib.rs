@@ -3,6 +3,7 @@
 //! - [`error`]: the error taxonomy every failed image ends in (`corrupt`, `unsupported`, …).
 //! - [`format`]: input formats (sniffed from bytes) and output formats.
 //! - [`limits`]: the bounds checked before the memory they protect is allocated.
+//! - [`live`]: [`Live`], a shared value replaced whole (the presets a function serves).
 //! - [`preset`]: named rendition recipes, parsed from TOML (parse, don't validate).
 //! - [`seams`]: the contracts between parts: image ids, object keys, workflow and processor payloads.
 //! - [`event`]: the S3 ObjectCreated notification, the queue message of both modes.
@@ -17,6 +18,7 @@ pub mod error;
 pub mod event;
 pub mod format;
 pub mod limits;
+pub mod live;
 pub mod metrics;
 pub mod policy;
 pub mod ports;
@@ -27,4 +29,5 @@ pub mod seams;
 pub use error::{ErrorKind, ImageError};
 pub use format::{InputFormat, OutputFormat};
 pub use limits::Limits;
+pub use live::Live;
 pub use preset::{Preset, PresetCatalog};

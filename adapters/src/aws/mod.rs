@@ -1,16 +1,18 @@
 //! The AWS backends: S3 objects, an SQS queue, Step Functions Express workflows and DynamoDB
-//! records, through the official SDK.
+//! records, through the official SDK; and the presets file read from S3 ([`presets`]).
 //!
 //! Configuration comes from the environment only ([`Env`]), and fails fast naming the missing
 //! variable. `AWS_ENDPOINT_URL` points every client at an emulator (moto in the tests).
 
 pub mod dynamo;
 pub mod emulator;
+pub mod presets;
 pub mod s3;
 pub mod sfn;
 pub mod sqs;
 
 pub use dynamo::DynamoMetadataStore;
+pub use presets::WatchedPresets;
 pub use s3::S3ObjectStore;
 pub use sfn::SfnWorkflows;
 pub use sqs::SqsQueue;
@@ -35,6 +37,13 @@ pub mod vars {
     pub const INGEST_QUEUE_URL: &str = "INGEST_QUEUE_URL";
     /// The Secrets Manager secret holding the API key (ingest).
     pub const API_KEY_SECRET_ARN: &str = "API_KEY_SECRET_ARN";
+    /// The private bucket of configuration objects (the presets file and its logos).
+    pub const CONFIG_BUCKET: &str = "CONFIG_BUCKET";
+    /// The presets TOML: a key in [`CONFIG_BUCKET`] or an `s3://bucket/key` URL; empty or unset
+    /// serves the built-in presets only (ingest and processor).
+    pub const PRESETS_KEY: &str = "PRESETS_KEY";
+    /// Seconds between two checks of the presets object for changes on a warm function.
+    pub const PRESETS_REFRESH_SECONDS: &str = "PRESETS_REFRESH_SECONDS";
 }
 
 /// A required setting is missing.
