@@ -45,9 +45,19 @@ ROLES = {
         (["s3:PutObject"], ["!Sub ${ProcessedBucket.Arn}/processed/*"]),
         (["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [TABLE]),
     ]),
+    # Lists open records through the status index, counts sweeps with conditional updates, and
+    # re-drives through the ingest queue: no GetItem, no Scan, no PutItem.
+    "SweeperRole": ("lambda.amazonaws.com", [
+        (LOGS, ["!GetAtt SweeperLogGroup.Arn"]),
+        (["dynamodb:Query"], ["!Sub ${MetadataTable.Arn}/index/by-status"]),
+        (["dynamodb:UpdateItem"], [TABLE]),
+        (["sqs:SendMessage"], ["!GetAtt IngestQueue.Arn"]),
+    ]),
     "StateMachineRole": ("states.amazonaws.com", [
         (["lambda:InvokeFunction"], ["!GetAtt ProcessorFunction.Arn"]),
         (["dynamodb:UpdateItem"], [TABLE]),
+        # A chunk short of capacity goes back to the ingest queue, and to no other.
+        (["sqs:SendMessage"], ["!GetAtt IngestQueue.Arn"]),
         # Step Functions log delivery: these actions support no resource-level permissions.
         (["logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
           "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
@@ -56,7 +66,7 @@ ROLES = {
 }
 
 # The only Allow statements allowed a "*" resource.
-STAR_RESOURCE_OK = {("StateMachineRole", tuple(ROLES["StateMachineRole"][1][2][0]))}
+STAR_RESOURCE_OK = {("StateMachineRole", tuple(ROLES["StateMachineRole"][1][3][0]))}
 
 # function -> (role, environment variable names the Rust code reads)
 FUNCTIONS = {
@@ -65,6 +75,7 @@ FUNCTIONS = {
     "OrchestratorFunction": ("OrchestratorRole", {"STATE_MACHINE_ARN", "ORIGINALS_BUCKET", "METADATA_TABLE",
                                                   "RUST_LOG"}),
     "ProcessorFunction": ("ProcessorRole", {"ORIGINALS_BUCKET", "PROCESSED_BUCKET", "METADATA_TABLE", "RUST_LOG"}),
+    "SweeperFunction": ("SweeperRole", {"METADATA_TABLE", "ORIGINALS_BUCKET", "INGEST_QUEUE_URL", "RUST_LOG"}),
 }
 STATE_MACHINES = {"ProcessImagesStateMachine": "StateMachineRole"}
 BUCKETS = ("OriginalsBucket", "ProcessedBucket")
@@ -280,6 +291,10 @@ WIDENINGS = {
                                                        {"Fn::Sub": "${MetadataTable.Arn}/index/*"}])),
     "put instead of update in the catch": (role_statement("StateMachineRole", "MarkChunkFailed"),
                                            lambda s: s.update(Action="dynamodb:PutItem")),
+    "sweeper reads the whole table": (role_statement("SweeperRole", "ListOpenRecords"),
+                                      lambda s: s.update(Action=["dynamodb:Query", "dynamodb:Scan"])),
+    "state machine sends to any queue": (role_statement("StateMachineRole", "RedriveChunk"),
+                                         lambda s: s.update(Resource={"Fn::Sub": "arn:aws:sqs:*:*:*"})),
     "extra statement": (["Resources", "OrchestratorRole", "Properties", "Policies", 0, "PolicyDocument", "Statement"],
                         lambda ss: ss.append({"Effect": "Allow", "Action": "sqs:SendMessage",
                                               "Resource": {"Fn::GetAtt": ["IngestQueue", "Arn"]}})),
@@ -359,7 +374,25 @@ def test_state_machine_is_the_asl_file_with_its_placeholders():
     assert machine["Type"] == "EXPRESS"
     asl = INFRA / machine["DefinitionUri"]
     placeholders = set(re.findall(r"\$\{(\w+)\}", asl.read_text()))
-    assert placeholders == set(machine["DefinitionSubstitutions"]) == {"MetadataTable", "ProcessorFunctionArn"}
+    assert placeholders == set(machine["DefinitionSubstitutions"]) == {
+        "MetadataTable", "ProcessorFunctionArn", "IngestQueueUrl"}
+    assert canon(machine["DefinitionSubstitutions"]["IngestQueueUrl"]) == "!Ref IngestQueue"
+
+
+def test_the_sweeper_runs_on_a_schedule_and_its_failures_alarm():
+    resources = load()["Resources"]
+    (event,) = resources["SweeperFunction"]["Properties"]["Events"].values()
+    assert event["Type"] == "Schedule" and event["Properties"]["Schedule"] == {"Ref": "SweeperSchedule"}
+    filters = {r["Properties"]["MetricTransformations"][0]["MetricName"]: r["Properties"]
+               for r in resources.values() if r.get("Type") == "AWS::Logs::MetricFilter"}
+    failed = filters["StuckRecordsFailed"]
+    assert failed["LogGroupName"] == {"Ref": "SweeperLogGroup"}
+    # orchestrator::sweep logs this summary line; the JSON log format nests fields.
+    assert failed["FilterPattern"] == '{ $.fields.message = "sweep finished" }'
+    assert failed["MetricTransformations"][0]["MetricValue"] == "$.fields.failed"
+    alarm = resources["SweeperFailedRecordsAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (failed["MetricTransformations"][0]["MetricNamespace"],
+                                                         "StuckRecordsFailed")
 
 
 def test_functions_are_the_cargo_lambda_zips():
@@ -367,7 +400,7 @@ def test_functions_are_the_cargo_lambda_zips():
     assert template["Globals"]["Function"] == {
         "Runtime": "provided.al2023", "Architectures": ["arm64"], "Handler": "bootstrap"}
     for function, binary in [("IngestFunction", "ingest"), ("OrchestratorFunction", "orchestrator"),
-                             ("ProcessorFunction", "processor")]:
+                             ("ProcessorFunction", "processor"), ("SweeperFunction", "sweeper")]:
         props = template["Resources"][function]["Properties"]
         assert props["CodeUri"] == f"../target/lambda/{binary}/bootstrap.zip"
         for key in ("Runtime", "Architectures", "Handler"):
