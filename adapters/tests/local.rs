@@ -375,7 +375,7 @@ async fn expired_upload_slots_are_removed_and_nothing_else() {
     let (_dir, backend) = open();
     let slot = conformance::metadata::awaiting(1_700_000_000_000);
     let expires = slot.expires_at.unwrap();
-    backend.metadata.reserve(std::slice::from_ref(&slot)).await.unwrap();
+    backend.metadata.reserve(&slot).await.unwrap();
     let uploaded = pending(1_700_000_000_000);
     backend.metadata.accept(&uploaded, &notification(&uploaded)).await.unwrap();
     assert_eq!(backend.metadata.expire_slots(expires).await.unwrap(), 0, "not before it expires");

@@ -84,27 +84,24 @@ pub async fn duplicate_accept_conflicts(store: &dyn MetadataStore) {
     assert_eq!(store.get(record.id).await.unwrap(), Some(record));
 }
 
-/// Slots are reserved in bulk (more than one DynamoDB batch) and each is AWAITING_UPLOAD; a
-/// request holding any other status writes nothing; accept upgrades a slot.
+/// A reserved slot is AWAITING_UPLOAD, cannot be reserved twice, and accept upgrades it.
 pub async fn reserve_then_accept_upgrades(store: &dyn MetadataStore) {
-    let slots: Vec<MetadataRecord> = (0..30).map(|i| awaiting(1_700_000_000_000 + i)).collect();
-    store.reserve(&slots).await.unwrap();
-    for slot in &slots {
-        assert_eq!(store.get(slot.id).await.unwrap().as_ref(), Some(slot));
-    }
-    let stray = MetadataRecord { status: Status::Pending, expires_at: None, ..awaiting(1_700_000_000_100) };
-    let refused = [awaiting(1_700_000_000_101), stray.clone()];
-    let error = store.reserve(&refused).await.unwrap_err();
-    assert!(matches!(error, MetadataError::Conflict { to: Status::Pending, .. }), "{error:?}");
-    for record in &refused {
-        assert_eq!(store.get(record.id).await.unwrap(), None, "a refused request reserved nothing");
-    }
+    let slot = awaiting(1_700_000_000_000);
+    store.reserve(&slot).await.unwrap();
+    assert_eq!(store.get(slot.id).await.unwrap(), Some(slot.clone()));
+    let error = store.reserve(&slot).await.unwrap_err();
+    assert!(matches!(error, MetadataError::Conflict { to: Status::AwaitingUpload, .. }), "{error:?}");
 
-    let slot = slots[0].clone();
     let uploaded =
         MetadataRecord { status: Status::Pending, expires_at: None, created_ms: slot.created_ms + 10, ..slot };
     accept(store, &uploaded).await;
     assert_eq!(store.get(uploaded.id).await.unwrap(), Some(uploaded.clone()));
+    // An accepted record is no longer a slot.
+    assert!(matches!(store.reserve(&awaiting_with_id(&uploaded)).await, Err(MetadataError::Conflict { .. })));
+}
+
+fn awaiting_with_id(record: &MetadataRecord) -> MetadataRecord {
+    MetadataRecord { status: Status::AwaitingUpload, ..record.clone() }
 }
 
 /// `begin` moves a record to PROCESSING and counts every attempt.
@@ -199,7 +196,7 @@ pub async fn list_paginates_newest_first(store: &dyn MetadataStore) {
             }
             1 => {
                 let record = awaiting(created);
-                store.reserve(std::slice::from_ref(&record)).await.unwrap();
+                store.reserve(&record).await.unwrap();
                 record
             }
             _ => {
@@ -235,7 +232,7 @@ pub async fn counts_by_status_and_kind(store: &dyn MetadataStore) {
     for _ in 0..2 {
         accept(store, &pending(now)).await;
     }
-    store.reserve(&[awaiting(now)]).await.unwrap();
+    store.reserve(&awaiting(now)).await.unwrap();
     let processing = pending(now);
     accept(store, &processing).await;
     store.begin(processing.id, now + 1).await.unwrap();
@@ -268,7 +265,7 @@ pub async fn begin_and_finish_remove_expires_at(store: &dyn MetadataStore) {
     let mut ends = Vec::new();
     for finish in [done as fn(&MetadataRecord) -> MetadataRecord, |r| failed(r, ErrorKind::Internal)] {
         let slot = awaiting(now);
-        store.reserve(std::slice::from_ref(&slot)).await.unwrap();
+        store.reserve(&slot).await.unwrap();
         let Begin::Started(started) = store.begin(slot.id, now + 100).await.unwrap() else { panic!("not started") };
         assert_eq!(started.expires_at, None, "begin returns the record without expires_at");
         assert_eq!(store.get(slot.id).await.unwrap().unwrap().expires_at, None, "begin removes expires_at");
@@ -292,7 +289,7 @@ where
 {
     let now = 1_700_000_000_000;
     let never_uploaded = awaiting(now);
-    store.reserve(std::slice::from_ref(&never_uploaded)).await.unwrap();
+    store.reserve(&never_uploaded).await.unwrap();
     let mut ends = Vec::new();
     for (i, finish) in [
         done as fn(&MetadataRecord) -> MetadataRecord,
@@ -307,12 +304,12 @@ where
         let record = match i {
             0 => {
                 let slot = awaiting(now);
-                store.reserve(std::slice::from_ref(&slot)).await.unwrap();
+                store.reserve(&slot).await.unwrap();
                 slot
             }
             1 => {
                 let slot = awaiting(now);
-                store.reserve(std::slice::from_ref(&slot)).await.unwrap();
+                store.reserve(&slot).await.unwrap();
                 let accepted = MetadataRecord { status: Status::Pending, expires_at: None, ..slot };
                 accept(store, &accepted).await;
                 accepted
@@ -350,7 +347,7 @@ pub async fn existing_reports_records(store: &dyn MetadataStore) {
     let accepted = pending(1_700_000_000_000);
     accept(store, &accepted).await;
     let slot = awaiting(1_700_000_000_000);
-    store.reserve(std::slice::from_ref(&slot)).await.unwrap();
+    store.reserve(&slot).await.unwrap();
     let mut ids: Vec<ImageId> = (0..230).map(|_| ImageId::generate()).collect();
     ids.insert(3, accepted.id);
     ids.push(slot.id);

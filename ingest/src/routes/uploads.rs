@@ -75,7 +75,7 @@ pub(crate) async fn presign(
     })?;
     let request: BulkRequest = serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidBody(e.to_string()))?;
     let preset = request.preset.unwrap_or_else(|| DEFAULT_PRESET.to_owned());
-    if state.presets.current().get(&preset).is_none() {
+    if state.presets.get(&preset).is_none() {
         return Err(ApiError::UnknownPreset(preset));
     }
     if request.files.is_empty() {
@@ -101,13 +101,10 @@ pub(crate) async fn presign(
     tracing::Span::current().record("files", request.files.len());
     let ttl = config.upload_url_ttl;
     let expires_at = unix_now().saturating_add(ttl.as_secs());
-    let mut slots = Vec::with_capacity(request.files.len());
     let mut uploads = Vec::with_capacity(request.files.len());
     for (file, format) in request.files.into_iter().zip(formats) {
         let id = ImageId::generate();
         let key = id.original_key(format.extension());
-        // Presigning is a local computation (a signature), not a call: the slots are written
-        // below, all at once.
         let url = state
             .urls
             .presign_put(id, &key, file.bytes, &file.content_type, ttl)
@@ -117,7 +114,8 @@ pub(crate) async fn presign(
         let mut slot = MetadataRecord::pending(id, source, preset.clone(), now_ms());
         slot.status = Status::AwaitingUpload;
         slot.expires_at = Some(expires_at);
-        slots.push(slot);
+        state.metadata.reserve(&slot).await?;
+        tracing::debug!(image_id = %id, "upload slot reserved");
         let mut headers = serde_json::Map::from_iter([("content-type".to_owned(), json!(file.content_type))]);
         headers.extend(state.urls.put_headers().iter().map(|&(name, value)| (name.to_owned(), json!(value))));
         uploads.push(json!({
@@ -129,8 +127,6 @@ pub(crate) async fn presign(
             "expires_at": expires_at,
         }));
     }
-    state.metadata.reserve(&slots).await?;
-    tracing::debug!(slots = slots.len(), "upload slots reserved");
     Ok(Json(json!({"uploads": uploads})))
 }
 
