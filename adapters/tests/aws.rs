@@ -72,11 +72,12 @@ conformance!(objects on objects:
     round_trip, metadata_round_trip, not_found, invalid_keys, overwrite_changes_etag, list_is_lexical,
     put_is_atomic_for_readers,
 );
-conformance!(queue on queue: send_receive_ack, lease_expiry_redelivers, receive_respects_max, stats);
+conformance!(queue on queue: send_receive_ack, lease_expiry_redelivers, receive_respects_max, stats, delayed_send_waits);
 conformance!(metadata on metadata:
     accept_then_get, duplicate_accept_conflicts, reserve_then_accept_upgrades, begin_transitions_and_counts_attempts,
     begin_on_final_is_already_final, begin_unknown, finish_is_exactly_once, list_paginates_newest_first,
     counts_by_status_and_kind, begin_and_finish_remove_expires_at, existing_reports_records,
+    sweep_is_conditional_on_the_record_as_seen,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,4 +146,46 @@ async fn unprocessed_batch_items_are_retried_until_written() {
     let calls = faults.batch_sizes();
     assert!(calls.iter().all(|&n| n <= 25), "a BatchWriteItem carried more than 25 items: {calls:?}");
     assert!(calls.len() >= 5, "60 records in groups of 25, with retries: {calls:?}");
+}
+
+/// `POST /v1/uploads` reserves up to 1,000 slots inside API Gateway's 30 s: they go 25 per
+/// `BatchWriteItem`, several calls at once, with unprocessed items retried. The timings are
+/// printed (`--no-capture`) for the record, beside 1,000 single `PutItem`s one after another
+/// (what the route did before); they are not asserted, the machines are shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_slots_are_reserved_in_batches_of_25_with_unprocessed_items_retried() {
+    let faults = Faults::new([Fault::Unprocessed, Fault::Unprocessed, Fault::Unprocessed]);
+    let config = config().await;
+    let table = unique("records");
+    emulator::create_table(&config, &table).await.unwrap();
+    let store = DynamoMetadataStore::from_client(faults.dynamodb(&config), table);
+    let slots: Vec<_> = (0..1000).map(|i| conformance::metadata::awaiting(1_700_000_000_000 + i)).collect();
+
+    let started = std::time::Instant::now();
+    store.reserve(&slots).await.unwrap();
+    let batched = started.elapsed();
+
+    let ids: Vec<_> = slots.iter().map(|s| s.id).collect();
+    assert_eq!(store.existing(&ids).await.unwrap().len(), 1000, "every slot was written");
+    for slot in [&slots[0], &slots[499], &slots[999]] {
+        assert_eq!(store.get(slot.id).await.unwrap().as_ref(), Some(slot));
+    }
+    assert_eq!(faults.injected(), 3);
+    let calls = faults.batch_sizes();
+    assert!(calls.iter().all(|&n| n <= 25), "a BatchWriteItem carried more than 25 items: {calls:?}");
+    assert_eq!(calls.len(), 40 + 3, "40 full batches, plus one retry per injected partial answer: {calls:?}");
+
+    let one_by_one = metadata().await;
+    let fresh: Vec<_> = (0..1000).map(|i| conformance::metadata::awaiting(1_700_000_000_000 + i)).collect();
+    let started = std::time::Instant::now();
+    for slot in &fresh {
+        one_by_one.reserve(std::slice::from_ref(slot)).await.unwrap();
+    }
+    let sequential = started.elapsed();
+    eprintln!(
+        "1,000 slots on moto: {:.0} ms in {} BatchWriteItem calls; one slot per call, one call at a time: {:.0} ms",
+        batched.as_secs_f64() * 1e3,
+        calls.len(),
+        sequential.as_secs_f64() * 1e3
+    );
 }

@@ -53,11 +53,12 @@ conformance!(objects as objects_through_handoff,
     round_trip, metadata_round_trip, not_found, invalid_keys, overwrite_changes_etag, list_is_lexical,
     put_is_atomic_for_readers,
 );
-conformance!(queue on queue: send_receive_ack, lease_expiry_redelivers, receive_respects_max, stats);
+conformance!(queue on queue: send_receive_ack, lease_expiry_redelivers, receive_respects_max, stats, delayed_send_waits);
 conformance!(metadata on metadata:
     accept_then_get, duplicate_accept_conflicts, reserve_then_accept_upgrades, begin_transitions_and_counts_attempts,
     begin_on_final_is_already_final, begin_unknown, finish_is_exactly_once, list_paginates_newest_first,
     counts_by_status_and_kind, begin_and_finish_remove_expires_at, existing_reports_records,
+    sweep_is_conditional_on_the_record_as_seen,
 );
 
 #[tokio::test]
@@ -375,7 +376,7 @@ async fn expired_upload_slots_are_removed_and_nothing_else() {
     let (_dir, backend) = open();
     let slot = conformance::metadata::awaiting(1_700_000_000_000);
     let expires = slot.expires_at.unwrap();
-    backend.metadata.reserve(&slot).await.unwrap();
+    backend.metadata.reserve(std::slice::from_ref(&slot)).await.unwrap();
     let uploaded = pending(1_700_000_000_000);
     backend.metadata.accept(&uploaded, &notification(&uploaded)).await.unwrap();
     assert_eq!(backend.metadata.expire_slots(expires).await.unwrap(), 0, "not before it expires");

@@ -84,24 +84,27 @@ pub async fn duplicate_accept_conflicts(store: &dyn MetadataStore) {
     assert_eq!(store.get(record.id).await.unwrap(), Some(record));
 }
 
-/// A reserved slot is AWAITING_UPLOAD, cannot be reserved twice, and accept upgrades it.
+/// Slots are reserved in bulk (more than one DynamoDB batch) and each is AWAITING_UPLOAD; a
+/// request holding any other status writes nothing; accept upgrades a slot.
 pub async fn reserve_then_accept_upgrades(store: &dyn MetadataStore) {
-    let slot = awaiting(1_700_000_000_000);
-    store.reserve(&slot).await.unwrap();
-    assert_eq!(store.get(slot.id).await.unwrap(), Some(slot.clone()));
-    let error = store.reserve(&slot).await.unwrap_err();
-    assert!(matches!(error, MetadataError::Conflict { to: Status::AwaitingUpload, .. }), "{error:?}");
+    let slots: Vec<MetadataRecord> = (0..30).map(|i| awaiting(1_700_000_000_000 + i)).collect();
+    store.reserve(&slots).await.unwrap();
+    for slot in &slots {
+        assert_eq!(store.get(slot.id).await.unwrap().as_ref(), Some(slot));
+    }
+    let stray = MetadataRecord { status: Status::Pending, expires_at: None, ..awaiting(1_700_000_000_100) };
+    let refused = [awaiting(1_700_000_000_101), stray.clone()];
+    let error = store.reserve(&refused).await.unwrap_err();
+    assert!(matches!(error, MetadataError::Conflict { to: Status::Pending, .. }), "{error:?}");
+    for record in &refused {
+        assert_eq!(store.get(record.id).await.unwrap(), None, "a refused request reserved nothing");
+    }
 
+    let slot = slots[0].clone();
     let uploaded =
         MetadataRecord { status: Status::Pending, expires_at: None, created_ms: slot.created_ms + 10, ..slot };
     accept(store, &uploaded).await;
     assert_eq!(store.get(uploaded.id).await.unwrap(), Some(uploaded.clone()));
-    // An accepted record is no longer a slot.
-    assert!(matches!(store.reserve(&awaiting_with_id(&uploaded)).await, Err(MetadataError::Conflict { .. })));
-}
-
-fn awaiting_with_id(record: &MetadataRecord) -> MetadataRecord {
-    MetadataRecord { status: Status::AwaitingUpload, ..record.clone() }
 }
 
 /// `begin` moves a record to PROCESSING and counts every attempt.
@@ -196,7 +199,7 @@ pub async fn list_paginates_newest_first(store: &dyn MetadataStore) {
             }
             1 => {
                 let record = awaiting(created);
-                store.reserve(&record).await.unwrap();
+                store.reserve(std::slice::from_ref(&record)).await.unwrap();
                 record
             }
             _ => {
@@ -232,7 +235,7 @@ pub async fn counts_by_status_and_kind(store: &dyn MetadataStore) {
     for _ in 0..2 {
         accept(store, &pending(now)).await;
     }
-    store.reserve(&awaiting(now)).await.unwrap();
+    store.reserve(&[awaiting(now)]).await.unwrap();
     let processing = pending(now);
     accept(store, &processing).await;
     store.begin(processing.id, now + 1).await.unwrap();
@@ -265,7 +268,7 @@ pub async fn begin_and_finish_remove_expires_at(store: &dyn MetadataStore) {
     let mut ends = Vec::new();
     for finish in [done as fn(&MetadataRecord) -> MetadataRecord, |r| failed(r, ErrorKind::Internal)] {
         let slot = awaiting(now);
-        store.reserve(&slot).await.unwrap();
+        store.reserve(std::slice::from_ref(&slot)).await.unwrap();
         let Begin::Started(started) = store.begin(slot.id, now + 100).await.unwrap() else { panic!("not started") };
         assert_eq!(started.expires_at, None, "begin returns the record without expires_at");
         assert_eq!(store.get(slot.id).await.unwrap().unwrap().expires_at, None, "begin removes expires_at");
@@ -289,7 +292,7 @@ where
 {
     let now = 1_700_000_000_000;
     let never_uploaded = awaiting(now);
-    store.reserve(&never_uploaded).await.unwrap();
+    store.reserve(std::slice::from_ref(&never_uploaded)).await.unwrap();
     let mut ends = Vec::new();
     for (i, finish) in [
         done as fn(&MetadataRecord) -> MetadataRecord,
@@ -304,12 +307,12 @@ where
         let record = match i {
             0 => {
                 let slot = awaiting(now);
-                store.reserve(&slot).await.unwrap();
+                store.reserve(std::slice::from_ref(&slot)).await.unwrap();
                 slot
             }
             1 => {
                 let slot = awaiting(now);
-                store.reserve(&slot).await.unwrap();
+                store.reserve(std::slice::from_ref(&slot)).await.unwrap();
                 let accepted = MetadataRecord { status: Status::Pending, expires_at: None, ..slot };
                 accept(store, &accepted).await;
                 accepted
@@ -347,11 +350,59 @@ pub async fn existing_reports_records(store: &dyn MetadataStore) {
     let accepted = pending(1_700_000_000_000);
     accept(store, &accepted).await;
     let slot = awaiting(1_700_000_000_000);
-    store.reserve(&slot).await.unwrap();
+    store.reserve(std::slice::from_ref(&slot)).await.unwrap();
     let mut ids: Vec<ImageId> = (0..230).map(|_| ImageId::generate()).collect();
     ids.insert(3, accepted.id);
     ids.push(slot.id);
     ids.push(accepted.id);
     let found = store.existing(&ids).await.unwrap();
     assert_eq!(found, [accepted.id, slot.id].into_iter().collect());
+}
+
+/// The sweeper's write: only on a record still exactly as listed, so two sweeps of one listing
+/// count once (at the same time too), a record that moved on is left alone, a re-drive keeps the
+/// status, giving up makes it FAILED, and a final record is never written.
+pub async fn sweep_is_conditional_on_the_record_as_seen(store: &dyn MetadataStore) {
+    use imgpipe_core::ports::SweepAction;
+    let now = 1_700_000_000_000;
+    let stuck = pending(now);
+    accept(store, &stuck).await;
+    let seen = store.get(stuck.id).await.unwrap().unwrap();
+    // Two sweepers at once, same listing: one count.
+    let (a, b) = tokio::join!(
+        store.sweep(&seen, &SweepAction::Redrive, now + 1),
+        store.sweep(&seen, &SweepAction::Redrive, now + 1)
+    );
+    assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|&&w| w).count(), 1, "two sweeps of one listing count once");
+    let swept = store.get(stuck.id).await.unwrap().unwrap();
+    assert_eq!(swept, MetadataRecord { sweeps: 1, ..seen.clone() }, "a re-drive only counts");
+    assert!(!store.sweep(&seen, &SweepAction::Redrive, now + 2).await.unwrap(), "a stale listing writes nothing");
+
+    // Out of re-drives: FAILED internal, finished now, the rest of the record kept.
+    let error = ImageError::new(ErrorKind::Internal, "stuck in PENDING after 1 re-drives");
+    assert!(store.sweep(&swept, &SweepAction::Fail(error.clone()), now + 3).await.unwrap());
+    let failed = store.get(stuck.id).await.unwrap().unwrap();
+    let want =
+        MetadataRecord { status: Status::Failed, error: Some(error.clone()), finished_ms: Some(now + 3), ..swept.clone() };
+    assert_eq!(failed, want);
+    assert!(!store.sweep(&swept, &SweepAction::Redrive, now + 4).await.unwrap(), "FAILED is never swept again");
+    assert!(matches!(store.sweep(&failed, &SweepAction::Redrive, now + 4).await, Err(MetadataError::Conflict { .. })));
+
+    // PROCESSING, begun again after the listing (a re-drive reached the processor): left alone.
+    let busy = pending(now);
+    accept(store, &busy).await;
+    store.begin(busy.id, now + 10).await.unwrap();
+    let listed = store.get(busy.id).await.unwrap().unwrap();
+    store.begin(busy.id, now + 20).await.unwrap();
+    assert!(!store.sweep(&listed, &SweepAction::Fail(error.clone()), now + 30).await.unwrap());
+    assert_eq!(store.get(busy.id).await.unwrap().unwrap().status, Status::Processing);
+
+    // Finished after the listing: left DONE, untouched.
+    let finishing = pending(now);
+    accept(store, &finishing).await;
+    let Begin::Started(started) = store.begin(finishing.id, now + 10).await.unwrap() else { panic!("not started") };
+    let ended = done(&started);
+    store.finish(std::slice::from_ref(&ended)).await.unwrap();
+    assert!(!store.sweep(&started, &SweepAction::Fail(error), now + 30).await.unwrap());
+    assert_eq!(store.get(finishing.id).await.unwrap(), Some(ended));
 }

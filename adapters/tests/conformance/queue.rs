@@ -95,3 +95,14 @@ pub async fn stats(queue: &dyn EventQueue) {
     queue.ack(&receipts(&leased)).await.unwrap();
     assert_eq!(queue.stats().await.unwrap(), QueueStats { visible: 2, in_flight: 0, dead: 0 });
 }
+
+/// A delayed message is not received before its delay (whole seconds), and is after it.
+pub async fn delayed_send_waits(queue: &dyn EventQueue) {
+    queue.send_delayed("later", Duration::from_secs(1)).await.unwrap();
+    queue.send("now").await.unwrap();
+    let first = queue.receive(10, LONG_LEASE).await.unwrap();
+    assert_eq!(first.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), ["now"]);
+    tokio::time::sleep(LEASE_EXPIRY_WAIT).await;
+    let later = receive_n(queue, 1, 10, LONG_LEASE).await;
+    assert_eq!(later[0].body, "later");
+}
