@@ -113,8 +113,11 @@ impl Stack {
             .await
             .unwrap();
         emulator::notify_queue(&config, &originals, &queues.arn, &declared.notify_prefix).await.unwrap();
-        let definition =
-            declared.definition.replace("${MetadataTable}", &table).replace("${ProcessorFunctionArn}", PROCESSOR_ARN);
+        let definition = declared
+            .definition
+            .replace("${MetadataTable}", &table)
+            .replace("${ProcessorFunctionArn}", PROCESSOR_ARN)
+            .replace("${IngestQueueUrl}", &queues.url);
         let sfn = aws_sdk_sfn::Client::new(&config);
         let machine = sfn
             .create_state_machine()
@@ -320,7 +323,7 @@ async fn process_all(service: &ChunkService, outputs: &[Value]) -> usize {
     for output in outputs {
         for payload in output.as_array().expect("the Map's output: one entry per chunk") {
             let input: ChunkInput = serde_json::from_value(payload.clone()).expect("a processor payload");
-            assert_eq!(payload.as_object().unwrap().keys().collect::<Vec<_>>(), ["batch_id", "images"]);
+            assert_eq!(payload.as_object().unwrap().keys().collect::<Vec<_>>(), ["attempt", "batch_id", "images"]);
             processor::lambda::handle(service, input).await.unwrap();
             invocations += 1;
         }
@@ -616,5 +619,313 @@ async fn a_group_that_does_not_start_is_redelivered_and_poison_reaches_the_dead_
         stack.release(&poison.iter().collect::<Vec<_>>()).await;
     }
     assert!(stack.queue.receive(10, Duration::from_secs(60)).await.unwrap().is_empty());
+
+/// At-least-once, at the same moment: Express does not deduplicate executions by name, so one
+/// batch may run twice at once (a redelivered message), and each chunk may reach two processors
+/// together (two warm instances). The conditional `begin`, final records never overwritten and
+/// deterministic keys make that harmless: one final record per image, the renditions a single
+/// run of the kernel makes, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_batch_run_twice_at_once_ends_each_image_once_with_identical_renditions() {
+    let stack = Stack::create().await;
+    let api = stack.serve_ingest().await;
+    let client = reqwest::Client::new();
+    let photo = photo();
+    let good = [upload_direct(&client, &api, photo.clone()).await, upload_direct(&client, &api, photo.clone()).await];
+    let corrupt = upload_direct(&client, &api, photo[..photo.len() / 3].to_vec()).await;
+    let messages = stack.receive_events(3).await;
+
+    // The orchestrator's grouping, started twice at once under two names, as AWS allows.
+    let plan = orchestrator::group::group(messages.iter().map(|m| m.body.as_str()));
+    assert_eq!(plan.workflows.len(), 1, "{plan:?}");
+    let input = serde_json::to_string(&plan.workflows[0].input).unwrap();
+    let sfn = aws_sdk_sfn::Client::new(&stack.config);
+    let start = |name: String| {
+        sfn.start_execution().state_machine_arn(&stack.state_machine_arn).name(name).input(&input).send()
+    };
+    let batch = &plan.workflows[0].input.batch_id;
+    let (first, second) = tokio::join!(start(batch.clone()), start(format!("{batch}-again")));
+    first.unwrap();
+    second.unwrap();
+    let outputs = stack.execution_outputs().await;
+    assert_eq!(outputs.len(), 2, "both executions ran");
+
+    // Every chunk payload of both executions, each on two processors (two warm instances with
+    // their own pools), all at once.
+    let (one, two) = (stack.chunk_service(), stack.chunk_service());
+    let payloads: Vec<ChunkInput> = outputs
+        .iter()
+        .flat_map(|output| output.as_array().unwrap().iter())
+        .map(|payload| serde_json::from_value(payload.clone()).unwrap())
+        .collect();
+    let runs = payloads.iter().flat_map(|input| {
+        [processor::lambda::handle(&one, input.clone()), processor::lambda::handle(&two, input.clone())]
+    });
+    let answers = futures_util::future::try_join_all(runs).await.unwrap();
+    assert_eq!(answers.len(), 4, "one chunk, two executions, two processors each");
+
+    // Every invocation reports the same final outcome for every image.
+    let expected: BTreeMap<ImageId, Status> =
+        good.iter().map(|&id| (id, Status::Done)).chain([(corrupt, Status::Failed)]).collect();
+    for answer in &answers {
+        let seen: BTreeMap<ImageId, Status> = answer.results.iter().map(|r| (r.id, r.status)).collect();
+        assert_eq!(seen, expected);
+    }
+    let page = stack.metadata.list(None, None, 100).await.unwrap();
+    assert_eq!(page.records.len(), 3, "one record per image");
+    let failed = stack.metadata.get(corrupt).await.unwrap().unwrap();
+    assert_eq!(failed.error.as_ref().map(|e| e.kind), Some(ErrorKind::Corrupt), "{failed:?}");
+
+    // The renditions stored are those of one run of the kernel on the same bytes.
+    let recipe = processor::Recipe::new(
+        PresetCatalog::builtin().get(imgpipe_core::preset::DEFAULT_PRESET).unwrap().clone(),
+        |logo| std::fs::read(logo),
+    )
+    .unwrap();
+    let reference = processor::process(&photo, &recipe, &Limits::default()).unwrap();
+    for &id in &good {
+        let record = stack.metadata.get(id).await.unwrap().unwrap();
+        assert_eq!(record.status, Status::Done);
+        assert!((1..=4).contains(&record.attempts), "{record:?}");
+        assert_eq!(record.renditions.len(), reference.renditions.len());
+        for (stored, made) in record.renditions.iter().zip(&reference.renditions) {
+            assert_eq!(stored.name, made.name);
+            let (bytes, _) = stack.processed.get(&stored.key).await.unwrap();
+            assert!(bytes == made.bytes, "{} differs from a single run's {}", stored.key, made.name);
+            assert_eq!(stored.bytes, made.bytes.len() as u64);
+        }
+    }
+}
+
+/// On Lambda the orchestrator and the processor write what they recorded as CloudWatch
+/// Embedded Metric Format log lines after each invocation (`EmfMetrics::around`, as their mains
+/// do). Two photos, a truncated one and a text file go through both handlers; the lines are read
+/// as CloudWatch Logs reads them, and their numbers must match the records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_invocation_writes_its_metrics_as_embedded_metric_format() {
+    let emf = adapters::aws::EmfMetrics::install("imgpipe-test-function").unwrap();
+    let stack = Stack::create().await;
+    let meta = ObjectMeta { content_type: "image/jpeg".into(), ..Default::default() };
+    let photo = photo();
+    let files = [photo.clone(), photo.clone(), photo[..photo.len() / 3].to_vec(), b"not an image at all".to_vec()];
+    let mut ids = Vec::new();
+    for bytes in &files {
+        let id = ImageId::generate();
+        let key = id.original_key("jpg");
+        let source = Source { key: key.clone(), bytes: 1, etag: String::new(), content_type: "image/jpeg".into() };
+        stack.metadata.accept(&MetadataRecord::pending(id, source, "default".into(), now_ms()), "").await.unwrap();
+        stack.originals.put(&key, Bytes::from(bytes.clone()), &meta).await.unwrap();
+        ids.push(id);
+    }
+    let messages = stack.receive_events(files.len()).await;
+    let workflows = SfnWorkflows::new(&stack.config, &stack.state_machine_arn);
+    let mut orchestrator_log = Vec::new();
+    let response = emf.around("orchestrator-invocation", deliver(&stack, &workflows, &messages), &mut orchestrator_log).await;
+    assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
+    let service = stack.chunk_service();
+    let outputs = stack.execution_outputs().await;
+    let mut processor_log = Vec::new();
+    let invocations = emf.around("processor-invocation", process_all(&service, &outputs), &mut processor_log).await;
+    assert_eq!(invocations, 1, "four images make one chunk");
+    let mut after = Vec::new();
+    emf.flush_to(&mut after).unwrap();
+    assert!(after.is_empty(), "a flush writes what was recorded since the last one only");
+
+    let orchestrator = emf_metrics(&orchestrator_log, "orchestrator-invocation");
+    let function = [("function", "imgpipe-test-function")];
+    assert_eq!(orchestrator[&metric("imgpipe_executions_started_total", &function)], ("Count", vec![1.0]));
+    assert_eq!(orchestrator[&metric("imgpipe_batch_images", &function)], ("Count", vec![4.0]));
+    assert_eq!(orchestrator.len(), 2, "nothing refused, nothing failed to start: {orchestrator:?}");
+
+    let processor = emf_metrics(&processor_log, "processor-invocation");
+    let records: Vec<MetadataRecord> = futures_util::future::try_join_all(ids.iter().map(|&id| stack.metadata.get(id)))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    let kinds: Vec<Option<ErrorKind>> = records.iter().map(|r| r.error.as_ref().map(|e| e.kind)).collect();
+    assert_eq!(kinds, [None, None, Some(ErrorKind::Corrupt), Some(ErrorKind::Unsupported)]);
+    assert_eq!(processor[&metric("imgpipe_images_done_total", &function)], ("Count", vec![2.0]));
+    for kind in ["corrupt", "unsupported"] {
+        let key = metric("imgpipe_images_failed_total", &[function[0], ("kind", kind)]);
+        assert_eq!(processor[&key], ("Count", vec![1.0]), "{kind}");
+    }
+    let read: usize = files.iter().map(Vec::len).sum();
+    assert_eq!(processor[&metric("imgpipe_processor_read_bytes_total", &function)], ("Bytes", vec![read as f64]));
+    let written: u64 = records.iter().flat_map(|r| &r.renditions).map(|r| r.bytes).sum();
+    assert_eq!(processor[&metric("imgpipe_processor_written_bytes_total", &function)], ("Bytes", vec![written as f64]));
+    for stage in imgpipe_core::metrics::Stage::ALL {
+        let key = metric("imgpipe_stage_duration_seconds", &[function[0], ("stage", stage.as_str())]);
+        let (unit, values) = &processor[&key];
+        assert_eq!((*unit, values.len()), ("Seconds", 2), "{stage:?}: one value per DONE image");
+        assert!(values.iter().all(|v| (0.0..60.0).contains(v)), "{stage:?} in seconds: {values:?}");
+    }
+    assert_eq!(processor.len(), 5 + 6, "no other metric: {processor:?}");
+}
+
+/// A metric as CloudWatch identifies it: its name and its dimensions.
+type MetricKey = (String, BTreeMap<String, String>);
+
+fn metric(name: &str, dimensions: &[(&str, &str)]) -> MetricKey {
+    (name.to_owned(), dimensions.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())).collect())
+}
+
+/// Reads EMF log lines as CloudWatch Logs does and checks the specification on the way: one
+/// JSON object per line, `_aws` with a millisecond `Timestamp` and one `CloudWatchMetrics`
+/// directive in namespace `imgpipe`, every dimension a top-level string, every metric a
+/// top-level number or array of at most 100 numbers. Returns each metric's unit and values.
+fn emf_metrics(log: &[u8], request_id: &str) -> BTreeMap<MetricKey, (&'static str, Vec<f64>)> {
+    let text = std::str::from_utf8(log).unwrap();
+    assert!(text.ends_with('\n'), "every document ends its line: {text}");
+    let mut metrics = BTreeMap::new();
+    for line in text.lines() {
+        let document: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let timestamp = document["_aws"]["Timestamp"].as_u64().expect("a Timestamp in ms");
+        assert!(timestamp.abs_diff(now_ms()) < 600_000, "{line}");
+        let directives = document["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert_eq!(directives.len(), 1, "{line}");
+        assert_eq!(directives[0]["Namespace"], "imgpipe", "{line}");
+        assert_eq!(document["request_id"], request_id, "the invocation's request id: {line}");
+        let sets = directives[0]["Dimensions"].as_array().unwrap();
+        assert_eq!(sets.len(), 1, "{line}");
+        let dimensions: BTreeMap<String, String> = sets[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|name| {
+                let name = name.as_str().unwrap();
+                (name.to_owned(), document[name].as_str().unwrap_or_else(|| panic!("{name} not a string: {line}")).into())
+            })
+            .collect();
+        assert!(dimensions.len() <= 2, "function and at most one label: {line}");
+        for definition in directives[0]["Metrics"].as_array().unwrap() {
+            let name = definition["Name"].as_str().unwrap();
+            let unit = match definition["Unit"].as_str() {
+                Some("Count") => "Count",
+                Some("Bytes") => "Bytes",
+                Some("Seconds") => "Seconds",
+                other => panic!("{name}: unit {other:?}"),
+            };
+            let values = match &document[name] {
+                Value::Number(n) => vec![n.as_f64().unwrap()],
+                Value::Array(values) => values.iter().map(|v| v.as_f64().unwrap()).collect(),
+                other => panic!("{name}: {other}"),
+            };
+            assert!(!values.is_empty() && values.len() <= 100, "{line}");
+            let previous = metrics.insert((name.to_owned(), dimensions.clone()), (unit, values));
+            assert!(previous.is_none(), "{name} twice: {text}");
+        }
+    }
+    metrics
+}
+
+/// The sweeper on the emulated stack: an execution that never finished (a record left
+/// PROCESSING with an old start) and an event that never came (one left PENDING) are re-driven
+/// through the ingest queue as one re-drive message, which the orchestrator handler starts as a
+/// workflow carrying the attempt; two sweeps at once count once; with the budget spent they end
+/// FAILED `internal` with the reason; fresh open records and DONE/FAILED ones are never touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_redrives_stuck_records_through_the_queue_then_fails_them() {
+    use imgpipe_core::event::{Notification, Redrive};
+    use imgpipe_core::policy::SWEEP;
+    use orchestrator::sweep::Sweeper;
+    let stack = Stack::create().await;
+    let minute = 60_000;
+    let now = now_ms();
+    let record = |created_ms: u64| {
+        let id = ImageId::generate();
+        let source = Source { key: id.original_key("jpg"), bytes: 3, etag: "e".into(), content_type: "image/jpeg".into() };
+        MetadataRecord::pending(id, source, "default".into(), created_ms)
+    };
+    let lost_execution = record(now - 40 * minute);
+    let lost_event = record(now - 31 * minute);
+    let fresh_pending = record(now - 5 * minute);
+    let fresh_processing = record(now - 40 * minute);
+    let done = record(now - 60 * minute);
+    let failed = record(now - 60 * minute);
+    for r in [&lost_execution, &lost_event, &fresh_pending, &fresh_processing, &done, &failed] {
+        stack.metadata.accept(r, "").await.unwrap();
+    }
+    stack.metadata.begin(lost_execution.id, now - 11 * minute).await.unwrap();
+    stack.metadata.begin(fresh_processing.id, now - 2 * minute).await.unwrap();
+    for (r, status) in [(&done, Status::Done), (&failed, Status::Failed)] {
+        let imgpipe_core::ports::Begin::Started(begun) = stack.metadata.begin(r.id, now - 50 * minute).await.unwrap()
+        else {
+            panic!("not started")
+        };
+        let end = MetadataRecord { error: (status == Status::Failed).then(|| imgpipe_core::ImageError::corrupt("x")), ..begun };
+        stack.metadata.finish(&[end.finished(status, now - 49 * minute)]).await.unwrap();
+    }
+    let metadata = &stack.metadata;
+    let untouched = |ids: [ImageId; 4]| async move {
+        let mut got = Vec::new();
+        for id in ids {
+            got.push(metadata.get(id).await.unwrap().unwrap());
+        }
+        got
+    };
+    let others = [fresh_pending.id, fresh_processing.id, done.id, failed.id];
+    let before = untouched(others).await;
+    let bucket = stack.originals.bucket().to_owned();
+    let sweeper = Sweeper::new(&stack.metadata, &stack.queue, bucket.clone(), SWEEP);
+    let stuck_keys: BTreeSet<String> = [&lost_execution, &lost_event].iter().map(|r| r.source.key.clone()).collect();
+
+    // Sweep 1, twice at once: one count per record, one re-drive message between them.
+    let (a, b) = tokio::join!(sweeper.run(now), sweeper.run(now));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!((a.stuck, b.stuck), (2, 2));
+    assert_eq!((a.redriven + b.redriven, a.moved_on + b.moved_on, a.failed + b.failed), (2, 2, 0), "{a:?} {b:?}");
+    let mut messages = Vec::new();
+    while let Some(more) = Some(stack.queue.receive(10, Duration::from_secs(60)).await.unwrap()).filter(|m| !m.is_empty()) {
+        messages.extend(more);
+    }
+    let redriven: Vec<Redrive> = messages
+        .iter()
+        .filter_map(|m| match Notification::parse(&m.body) {
+            Ok(Notification::Redrive(r)) => Some(r),
+            _ => None,
+        })
+        .collect();
+    let keys: BTreeSet<String> = redriven.iter().flat_map(|r| r.images.iter().map(|o| o.key.clone())).collect();
+    assert_eq!(keys, stuck_keys, "each stuck record re-driven once through the queue");
+    assert!(redriven.iter().all(|r| r.attempt == 1 && r.images.iter().all(|o| o.bucket == bucket)));
+    for r in [&lost_execution, &lost_event] {
+        let swept = stack.metadata.get(r.id).await.unwrap().unwrap();
+        assert_eq!(swept.sweeps, 1);
+        assert!(!swept.status.is_final(), "a re-drive fails nothing");
+    }
+
+    // The orchestrator handler starts the re-drive as a workflow carrying its attempt.
+    let workflows = SfnWorkflows::new(&stack.config, &stack.state_machine_arn);
+    let redrives: Vec<Message> = messages.into_iter().filter(|m| m.body.contains("imgpipe_redrive")).collect();
+    assert!(deliver(&stack, &workflows, &redrives).await.batch_item_failures.is_empty());
+    let outputs = stack.execution_outputs().await;
+    assert_eq!(outputs.len(), 1);
+    // moto's Lambda echoes the processor's input: the chunk carries the attempt.
+    let chunk: ChunkInput = serde_json::from_value(outputs[0][0].clone()).unwrap();
+    assert_eq!(chunk.attempt, 1);
+    assert!(chunk.batch_id.ends_with("-r1"), "{}", chunk.batch_id);
+    assert_eq!(chunk.images.iter().map(|o| o.key.clone()).collect::<BTreeSet<_>>(), stuck_keys);
+
+    // Nobody processes them (moto's Lambda only echoes): each later sweep re-drives again, up
+    // to the budget, then fails them with the reason.
+    for sweep in 2..=SWEEP.max_sweeps {
+        let report = sweeper.run(now).await.unwrap();
+        assert_eq!((report.redriven, report.failed), (2, 0), "sweep {sweep}");
+    }
+    let last = sweeper.run(now).await.unwrap();
+    assert_eq!((last.redriven, last.failed), (0, 2));
+    for (r, status) in [(&lost_execution, "PROCESSING"), (&lost_event, "PENDING")] {
+        let end = stack.metadata.get(r.id).await.unwrap().unwrap();
+        assert_eq!(end.status, Status::Failed);
+        let error = end.error.unwrap();
+        assert_eq!(error.kind, ErrorKind::Internal);
+        assert_eq!(error.message, format!("stuck in {status} after {} re-drives", SWEEP.max_sweeps));
+        assert_eq!(end.finished_ms, Some(now));
+    }
+    assert_eq!(sweeper.run(now).await.unwrap(), orchestrator::sweep::SweepReport::default(), "nothing left");
+    assert_eq!(untouched(others).await, before, "fresh open records and final ones are never touched");
+}
     assert_eq!(stack.queue.stats().await.unwrap(), QueueStats { visible: 0, in_flight: 0, dead: 1 });
 }
