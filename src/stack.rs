@@ -139,7 +139,8 @@ impl Stack {
             metadata,
             queue: Some(queue),
             urls: Arc::new(LocalUploadUrls::new(config.base_url, secret)),
-            presets: Arc::new(config.presets),
+            // Fixed: the local presets are read once, at start.
+            presets: config.presets.into(),
             histograms,
             config: Arc::new(ingest_config),
         };

@@ -153,7 +153,7 @@ impl Stack {
             metadata: Arc::new(self.metadata.clone()),
             queue: None,
             urls: Arc::new(S3UploadUrls { originals: self.originals.clone(), processed: self.processed.clone() }),
-            presets: Arc::new(PresetCatalog::builtin()),
+            presets: PresetCatalog::builtin().into(),
             histograms: Arc::new(StageHistograms::default()),
             config: Arc::new(IngestConfig {
                 api_key: Some(API_KEY.into()),

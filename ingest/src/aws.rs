@@ -1,12 +1,19 @@
-//! The ingest Lambda's pieces (feature `lambda`): S3 presigned URLs and the API key from
-//! Secrets Manager.
+//! The ingest Lambda's pieces (feature `lambda`): S3 presigned URLs, the API key from
+//! Secrets Manager, and the presets check before each request.
 
 use crate::signing::{UploadUrls, UrlError};
 use adapters::aws::S3ObjectStore;
+use adapters::aws::presets::{LoadedPresets, WatchedPresets};
 use adapters::aws::s3::IF_NONE_MATCH;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use imgpipe_core::PresetCatalog;
 use imgpipe_core::seams::ImageId;
+use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a rendition download link lives.
@@ -63,4 +70,21 @@ pub async fn api_key(config: &SdkConfig, secret_arn: &str) -> Result<String, Url
         .map(|key| key.trim().to_owned())
         .filter(|key| !key.is_empty())
         .ok_or_else(|| UrlError { message: format!("secret {secret_arn} holds no key string"), source: None })
+}
+
+/// What the ingest serves of loaded presets: their catalog (uploads may name any of them).
+pub fn catalog(presets: &LoadedPresets) -> Result<PresetCatalog, Infallible> {
+    Ok(presets.catalog.clone())
+}
+
+/// `router` with a presets check before every request, so a warm function serves a changed
+/// presets object within the refresh interval (see [`WatchedPresets::refresh`]).
+pub fn refreshing_presets(router: Router, presets: Arc<WatchedPresets<PresetCatalog>>) -> Router {
+    router.layer(middleware::from_fn(move |request: Request, next: Next| {
+        let presets = presets.clone();
+        async move {
+            presets.refresh().await;
+            next.run(request).await
+        }
+    }))
 }

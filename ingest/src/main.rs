@@ -1,10 +1,9 @@
 //! The ingest Lambda: the same axum `Router` as `imgpipe serve`, behind API Gateway, over S3
 //! and DynamoDB.
 
-use adapters::aws::{DynamoMetadataStore, Env, S3ObjectStore, sdk_config, vars};
-use imgpipe_core::PresetCatalog;
+use adapters::aws::{DynamoMetadataStore, Env, S3ObjectStore, WatchedPresets, sdk_config, vars};
 use imgpipe_core::metrics::StageHistograms;
-use ingest::aws::{S3UploadUrls, api_key};
+use ingest::aws::{S3UploadUrls, api_key, catalog, refreshing_presets};
 use ingest::{AppState, IngestConfig};
 use lambda_http::{Error, tracing};
 use std::sync::Arc;
@@ -17,12 +16,13 @@ async fn main() -> Result<(), Error> {
     let processed = S3ObjectStore::new(&config, Env.require(vars::PROCESSED_BUCKET)?);
     let metadata = DynamoMetadataStore::new(&config, Env.require(vars::METADATA_TABLE)?);
     let key = api_key(&config, &Env.require(vars::API_KEY_SECRET_ARN)?).await?;
+    let presets = Arc::new(WatchedPresets::from_env(&config, catalog).await?);
     let state = AppState {
         objects: Arc::new(originals.clone()),
         metadata: Arc::new(metadata),
         queue: None,
         urls: Arc::new(S3UploadUrls { originals: originals.clone(), processed }),
-        presets: Arc::new(PresetCatalog::builtin()),
+        presets: presets.live(),
         histograms: Arc::new(StageHistograms::default()),
         config: Arc::new(IngestConfig {
             api_key: Some(key),
@@ -30,5 +30,5 @@ async fn main() -> Result<(), Error> {
             ..IngestConfig::default()
         }),
     };
-    lambda_http::run(ingest::router(state)).await
+    lambda_http::run(refreshing_presets(ingest::router(state), presets)).await
 }

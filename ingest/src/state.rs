@@ -3,7 +3,7 @@
 use crate::signing::UploadUrls;
 use imgpipe_core::metrics::StageHistograms;
 use imgpipe_core::ports::{EventQueue, MetadataStore, ObjectStore};
-use imgpipe_core::{InputFormat, Limits, PresetCatalog};
+use imgpipe_core::{InputFormat, Limits, Live, PresetCatalog};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,8 +50,8 @@ pub struct AppState {
     pub queue: Option<Arc<dyn EventQueue>>,
     /// Presigned upload and download URLs.
     pub urls: Arc<dyn UploadUrls>,
-    /// The presets an upload may name.
-    pub presets: Arc<PresetCatalog>,
+    /// The presets an upload may name (on AWS, replaced when the presets object changes).
+    pub presets: Live<PresetCatalog>,
     /// Per-stage latency histograms, rendered by `/metrics`.
     pub histograms: Arc<StageHistograms>,
     /// Keys, limits and names.

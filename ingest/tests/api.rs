@@ -44,7 +44,7 @@ async fn spawn_with(config: IngestConfig) -> TestApp {
         metadata: backend.metadata.clone(),
         queue: Some(backend.queue.clone()),
         urls: Arc::new(urls.clone()),
-        presets: Arc::new(PresetCatalog::builtin()),
+        presets: PresetCatalog::builtin().into(),
         histograms: Arc::new(StageHistograms::default()),
         config: Arc::new(config),
     };

@@ -12,7 +12,7 @@ use imgpipe_core::metrics::StageHistograms;
 use imgpipe_core::ports::{Begin, MetadataError, MetadataStore, ObjectMeta, ObjectStore, StoreError};
 use imgpipe_core::record::{MetadataRecord, Original, RenditionRecord, StageDurations, now_ms};
 use imgpipe_core::seams::{ChunkInput, ChunkOutput, ImageId, ImageOutcome, ObjectRef, Status};
-use imgpipe_core::{ImageError, InputFormat, Limits, PresetCatalog};
+use imgpipe_core::{ImageError, InputFormat, Limits, Live, PresetCatalog};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,7 +69,7 @@ pub struct ChunkService {
     objects: Arc<dyn ObjectStore>,
     renditions: Arc<dyn ObjectStore>,
     metadata: Arc<dyn MetadataStore>,
-    recipes: Arc<Recipes>,
+    recipes: Live<Recipes>,
     limits: Arc<Limits>,
     pool: Arc<rayon::ThreadPool>,
     io_concurrency: usize,
@@ -85,11 +85,13 @@ pub struct ChunkConfig {
 }
 
 impl ChunkService {
-    /// A service over the given stores, running the kernel on `pool`.
+    /// A service over the given stores, running the kernel on `pool` with the recipes `recipes`
+    /// holds when each image starts (a fixed `Arc<Recipes>`, or a [`Live`] handle that a presets
+    /// reload replaces).
     pub fn new(
         objects: Arc<dyn ObjectStore>,
         metadata: Arc<dyn MetadataStore>,
-        recipes: Arc<Recipes>,
+        recipes: impl Into<Live<Recipes>>,
         pool: Arc<rayon::ThreadPool>,
         config: ChunkConfig,
         histograms: Arc<StageHistograms>,
@@ -98,7 +100,7 @@ impl ChunkService {
             renditions: objects.clone(),
             objects,
             metadata,
-            recipes,
+            recipes: recipes.into(),
             limits: Arc::new(config.limits),
             pool,
             io_concurrency: config.io_concurrency.max(1),
@@ -205,7 +207,7 @@ impl ChunkService {
     /// Runs the kernel on the rayon pool and waits for it without blocking the runtime.
     async fn run_kernel(&self, bytes: Bytes, preset: String) -> Result<Output, ImageError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let (recipes, limits) = (self.recipes.clone(), self.limits.clone());
+        let (recipes, limits) = (self.recipes.current(), self.limits.clone());
         self.pool.spawn(move || {
             let result = match recipes.get(&preset) {
                 Some(recipe) => crate::process(&bytes, recipe, &limits),

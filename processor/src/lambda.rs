@@ -5,7 +5,9 @@
 //! machine's `Retry` (which matches [`RETRYABLE_ERROR`]) whether to try again before `Catch`
 //! marks its images FAILED.
 
-use crate::chunk::ChunkService;
+use crate::RecipeError;
+use crate::chunk::{ChunkService, Recipes};
+use adapters::aws::presets::LoadedPresets;
 use imgpipe_core::seams::{ChunkInput, ChunkOutput};
 use lambda_runtime::Diagnostic;
 
@@ -23,4 +25,10 @@ pub async fn handle(service: &ChunkService, input: ChunkInput) -> Result<ChunkOu
             error_message: e.message,
         }
     })
+}
+
+/// What the processor serves of loaded presets: a recipe per preset, logos decoded (a logo that
+/// is not a readable PNG fails here, naming it).
+pub fn recipes(presets: &LoadedPresets) -> Result<Recipes, RecipeError> {
+    Recipes::new(&presets.catalog, |logo| presets.logo(logo))
 }

@@ -1,12 +1,12 @@
 //! The processor Lambda: fetch a chunk's originals from S3, process them on the rayon pool,
 //! store renditions in the processed bucket and the records in DynamoDB.
 
-use adapters::aws::{DynamoMetadataStore, Env, S3ObjectStore, sdk_config, vars};
+use adapters::aws::{DynamoMetadataStore, Env, S3ObjectStore, WatchedPresets, sdk_config, vars};
 use imgpipe_core::metrics::StageHistograms;
 use imgpipe_core::seams::ChunkInput;
-use imgpipe_core::{Limits, PresetCatalog};
+use imgpipe_core::Limits;
 use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
-use processor::chunk::{ChunkConfig, ChunkService, Recipes};
+use processor::chunk::{ChunkConfig, ChunkService};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -16,21 +16,22 @@ async fn main() -> Result<(), Error> {
     let originals = Arc::new(S3ObjectStore::new(&config, Env.require(vars::ORIGINALS_BUCKET)?));
     let processed = Arc::new(S3ObjectStore::new(&config, Env.require(vars::PROCESSED_BUCKET)?));
     let metadata = Arc::new(DynamoMetadataStore::new(&config, Env.require(vars::METADATA_TABLE)?));
-    let recipes = Recipes::new(&PresetCatalog::builtin(), |logo| std::fs::read(logo))?;
+    let presets = WatchedPresets::from_env(&config, processor::lambda::recipes).await?;
     // One kernel thread per vCPU the function's memory size buys (2 at 3008 MB).
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
     let service = ChunkService::new(
         originals,
         metadata,
-        Arc::new(recipes),
+        presets.live(),
         Arc::new(pool),
         ChunkConfig { io_concurrency: 4 * threads, limits: Limits::default() },
         Arc::new(StageHistograms::default()),
     )
     .with_rendition_store(processed);
-    let service = &service;
+    let (service, presets) = (&service, &presets);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ChunkInput>| async move {
+        presets.refresh().await;
         processor::lambda::handle(service, event.payload).await
     }))
     .await

@@ -79,7 +79,7 @@ pub(crate) async fn upload(
 }
 
 fn known_preset(state: &AppState, name: String) -> Result<String, ApiError> {
-    match state.presets.get(&name) {
+    match state.presets.current().get(&name) {
         Some(_) => Ok(name),
         None => Err(ApiError::UnknownPreset(name)),
     }

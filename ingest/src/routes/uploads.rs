@@ -75,7 +75,7 @@ pub(crate) async fn presign(
     })?;
     let request: BulkRequest = serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidBody(e.to_string()))?;
     let preset = request.preset.unwrap_or_else(|| DEFAULT_PRESET.to_owned());
-    if state.presets.get(&preset).is_none() {
+    if state.presets.current().get(&preset).is_none() {
         return Err(ApiError::UnknownPreset(preset));
     }
     if request.files.is_empty() {
