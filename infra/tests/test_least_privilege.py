@@ -22,6 +22,9 @@ POLICY_RS = INFRA.parent / "core" / "src" / "policy.rs"
 
 LOGS = ("logs:CreateLogStream", "logs:PutLogEvents")
 TABLE = "!GetAtt MetadataTable.Arn"
+# The presets file and its logos: read (GetObject, which covers HEAD) by ingest and processor only.
+CONFIG_OBJECTS = "!Sub ${ConfigBucket.Arn}/*"
+PRESETS_ENV = {"CONFIG_BUCKET", "PRESETS_KEY", "PRESETS_REFRESH_SECONDS"}
 
 # role -> (trusted service, [(actions, resources), ...]); order does not matter, duplicates do.
 ROLES = {
@@ -32,6 +35,7 @@ ROLES = {
         (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
          [TABLE, "!Sub ${MetadataTable.Arn}/index/by-status"]),
         (["secretsmanager:GetSecretValue"], ["!Ref ApiKeySecret"]),
+        (["s3:GetObject"], [CONFIG_OBJECTS]),
     ]),
     "OrchestratorRole": ("lambda.amazonaws.com", [
         (LOGS, ["!GetAtt OrchestratorLogGroup.Arn"]),
@@ -43,6 +47,7 @@ ROLES = {
         (LOGS, ["!GetAtt ProcessorLogGroup.Arn"]),
         (["s3:GetObject"], ["!Sub ${OriginalsBucket.Arn}/originals/*"]),
         (["s3:PutObject"], ["!Sub ${ProcessedBucket.Arn}/processed/*"]),
+        (["s3:GetObject"], [CONFIG_OBJECTS]),
         (["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [TABLE]),
     ]),
     # Lists open records through the status index, counts sweeps with conditional updates, and
@@ -71,14 +76,15 @@ STAR_RESOURCE_OK = {("StateMachineRole", tuple(ROLES["StateMachineRole"][1][3][0
 # function -> (role, environment variable names the Rust code reads)
 FUNCTIONS = {
     "IngestFunction": ("IngestRole", {"ORIGINALS_BUCKET", "PROCESSED_BUCKET", "METADATA_TABLE",
-                                      "API_KEY_SECRET_ARN", "RUST_LOG"}),
+                                      "API_KEY_SECRET_ARN", "RUST_LOG"} | PRESETS_ENV),
     "OrchestratorFunction": ("OrchestratorRole", {"STATE_MACHINE_ARN", "ORIGINALS_BUCKET", "METADATA_TABLE",
                                                   "RUST_LOG"}),
-    "ProcessorFunction": ("ProcessorRole", {"ORIGINALS_BUCKET", "PROCESSED_BUCKET", "METADATA_TABLE", "RUST_LOG"}),
+    "ProcessorFunction": ("ProcessorRole", {"ORIGINALS_BUCKET", "PROCESSED_BUCKET", "METADATA_TABLE", "RUST_LOG"}
+                          | PRESETS_ENV),
     "SweeperFunction": ("SweeperRole", {"METADATA_TABLE", "ORIGINALS_BUCKET", "INGEST_QUEUE_URL", "RUST_LOG"}),
 }
 STATE_MACHINES = {"ProcessImagesStateMachine": "StateMachineRole"}
-BUCKETS = ("OriginalsBucket", "ProcessedBucket")
+BUCKETS = ("OriginalsBucket", "ProcessedBucket", "ConfigBucket")
 
 
 def load():
@@ -295,6 +301,12 @@ WIDENINGS = {
                                       lambda s: s.update(Action=["dynamodb:Query", "dynamodb:Scan"])),
     "state machine sends to any queue": (role_statement("StateMachineRole", "RedriveChunk"),
                                          lambda s: s.update(Resource={"Fn::Sub": "arn:aws:sqs:*:*:*"})),
+    "presets read from any bucket": (role_statement("ProcessorRole", "ReadPresets"),
+                                     lambda s: s.update(Resource={"Fn::Sub": "arn:${AWS::Partition}:s3:::*/*"})),
+    "presets writable by the ingest": (role_statement("IngestRole", "ReadPresets"),
+                                       lambda s: s.update(Action=["s3:GetObject", "s3:PutObject"])),
+    "config bucket without TLS": (["Resources", "ConfigBucketPolicy", "Properties", "PolicyDocument"],
+                                  lambda d: d.update(Statement=[])),
     "extra statement": (["Resources", "OrchestratorRole", "Properties", "Policies", 0, "PolicyDocument", "Statement"],
                         lambda ss: ss.append({"Effect": "Allow", "Action": "sqs:SendMessage",
                                               "Resource": {"Fn::GetAtt": ["IngestQueue", "Arn"]}})),
@@ -409,3 +421,18 @@ def test_functions_are_the_cargo_lambda_zips():
     # Express executions end at 5 minutes; one invocation must stay well inside that.
     assert params["ProcessorTimeout"]["MaxValue"] <= 240
     assert params["ProcessorMemorySize"]["Default"] >= 3008
+
+
+def test_presets_come_from_the_versioned_config_bucket():
+    """A bad presets upload is rolled back by restoring the previous version; the functions read
+    PresetsKey (empty = built-in presets) in ConfigBucket and check it every PresetsRefreshSeconds."""
+    template = load()
+    params, resources = template["Parameters"], template["Resources"]
+    assert resources["ConfigBucket"]["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert params["PresetsKey"]["Default"] == ""
+    assert params["PresetsRefreshSeconds"]["Default"] == 60
+    for function in ("IngestFunction", "ProcessorFunction"):
+        env = resources[function]["Properties"]["Environment"]["Variables"]
+        assert env["CONFIG_BUCKET"] == {"Ref": "ConfigBucket"}
+        assert env["PRESETS_KEY"] == {"Ref": "PresetsKey"}
+        assert env["PRESETS_REFRESH_SECONDS"] == {"Ref": "PresetsRefreshSeconds"}
