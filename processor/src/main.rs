@@ -2,9 +2,9 @@
 //! store renditions in the processed bucket and the records in DynamoDB.
 
 use adapters::aws::{DynamoMetadataStore, Env, S3ObjectStore, WatchedPresets, sdk_config, vars};
+use imgpipe_core::Limits;
 use imgpipe_core::metrics::StageHistograms;
 use imgpipe_core::seams::ChunkInput;
-use imgpipe_core::Limits;
 use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
 use processor::chunk::{ChunkConfig, ChunkService};
 use std::sync::Arc;
