@@ -170,7 +170,9 @@ pub enum WorkflowError {
     Backend(#[from] BackendError),
 }
 
-/// Starts a workflow execution per batch; starting the same `batch_id` twice is a no-op.
+/// Starts a workflow execution per batch. Delivery is at-least-once: the same batch may be
+/// started twice (Express does not deduplicate by name), so what a workflow does must be safe
+/// to run twice, at once too (see [`MetadataStore::begin`]).
 #[async_trait]
 pub trait WorkflowStarter: Send + Sync + 'static {
     /// Starts processing `input` (returns once it is accepted, not when it is done).
@@ -243,8 +245,12 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// for it: S3 sends its own, so the AWS backend ignores it; the local backend enqueues it in
     /// the same transaction that creates the record.
     async fn accept(&self, record: &MetadataRecord, notification: &str) -> Result<(), MetadataError>;
-    /// Creates an AWAITING_UPLOAD slot (bulk presigned upload).
-    async fn reserve(&self, record: &MetadataRecord) -> Result<(), MetadataError>;
+    /// Creates AWAITING_UPLOAD slots (bulk presigned upload), in as few round trips as the
+    /// backend allows. A record whose status is not AWAITING_UPLOAD is refused before anything is
+    /// written. The ids must be freshly generated: the local store refuses an existing id, but
+    /// DynamoDB's `BatchWriteItem` takes no condition, so there a slot would replace it. Not
+    /// atomic: after an error some slots may exist, and they expire with their upload URLs.
+    async fn reserve(&self, slots: &[MetadataRecord]) -> Result<(), MetadataError>;
     /// The record of `id`.
     async fn get(&self, id: ImageId) -> Result<Option<MetadataRecord>, MetadataError>;
     /// Which of `ids` have a record, read consistently (a record written before this call is
@@ -260,12 +266,6 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list(&self, status: Option<Status>, cursor: Option<&str>, limit: usize) -> Result<Page, MetadataError>;
     /// How many records have each status, and FAILED ones per error kind (for metrics).
     async fn counts(&self) -> Result<Counts, MetadataError>;
-}
-
-/// Record counts for metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// Per status.
     /// The sweeper's write on a record it found stuck (`seen`, as [`list`](Self::list) returned
     /// it): counts a re-drive (`sweeps` + 1) or makes it FAILED with `error` (no `expires_at`),
     /// only if the record is still as seen (same status, `attempts`, `started_ms` and
@@ -281,6 +281,12 @@ pub enum SweepAction {
     Redrive,
     /// Give up: FAILED with this error, finished now.
     Fail(crate::ImageError),
+}
+
+/// Record counts for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Per status.
     pub by_status: BTreeMap<Status, u64>,
     /// FAILED records per error kind.
     pub failed_by_kind: BTreeMap<crate::ErrorKind, u64>,

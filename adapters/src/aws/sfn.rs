@@ -11,6 +11,12 @@ use imgpipe_core::seams::WorkflowInput;
 pub const MAX_INPUT_BYTES: usize = 256 * 1024;
 
 /// Starts executions of one state machine, named after the batch.
+///
+/// The name does not make a start idempotent: Express workflows do not deduplicate executions by
+/// name (AWS documents that only Standard workflows do), so a redelivered batch may run twice, at
+/// the same time even. What keeps that harmless is the processor's conditional
+/// [`MetadataStore::begin`](imgpipe_core::ports::MetadataStore::begin) and deterministic keys
+/// (`tests/aws_stack.rs` runs a batch twice at once to prove it).
 #[derive(Debug, Clone)]
 pub struct SfnWorkflows {
     client: Client,
@@ -45,7 +51,8 @@ impl WorkflowStarter for SfnWorkflows {
             .await;
         match started {
             Ok(_) => Ok(()),
-            // The same batch was started before (a redelivered message): nothing to do.
+            // A Standard workflow (or moto) refuses a second execution of the same name: the batch
+            // was started before. Express never says so; its duplicates are handled downstream.
             Err(e) if e.as_service_error().is_some_and(|s| s.is_execution_already_exists()) => Ok(()),
             Err(e) => Err(backend_error(format!("starting batch {}", input.batch_id), e).into()),
         }

@@ -99,27 +99,31 @@ impl MetadataStore for SqliteMetadataStore {
         outcome.into_result()
     }
 
-    /// Inserts the AWAITING_UPLOAD slot; any existing record with the id is a conflict. A record
-    /// whose status is not AWAITING_UPLOAD is refused.
-    async fn reserve(&self, record: &MetadataRecord) -> Result<(), MetadataError> {
-        if record.status != Status::AwaitingUpload {
-            return Err(MetadataError::Conflict { id: record.id, to: record.status });
+    /// Inserts the AWAITING_UPLOAD slots in one transaction; an existing record with one of the
+    /// ids refuses the whole request, and nothing is written.
+    async fn reserve(&self, slots: &[MetadataRecord]) -> Result<(), MetadataError> {
+        if let Some(slot) = slots.iter().find(|r| r.status != Status::AwaitingUpload) {
+            return Err(MetadataError::Conflict { id: slot.id, to: slot.status });
         }
-        let row = Row::of(record)?;
+        let rows = slots.iter().map(Row::of).collect::<Result<Vec<_>, _>>()?;
         let outcome = self
             .db
-            .call("reserving an upload slot", move |conn| {
-                let inserted = conn
-                    .prepare_cached(
-                        "INSERT INTO records (id, status, created_ms, record) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (id) DO NOTHING",
-                    )?
-                    .execute(params![row.id, row.status, row.created_ms, row.json])?;
-                Ok(if inserted == 1 {
-                    Outcome::Written
-                } else {
-                    Outcome::Refused(row.image_id, Status::AwaitingUpload)
-                })
+            .call("reserving upload slots", move |conn| {
+                let tx = write_tx(conn)?;
+                for row in &rows {
+                    let inserted = tx
+                        .prepare_cached(
+                            "INSERT INTO records (id, status, created_ms, record) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (id) DO NOTHING",
+                        )?
+                        .execute(params![row.id, row.status, row.created_ms, row.json])?;
+                    if inserted != 1 {
+                        // Dropping the transaction rolls back the slots inserted before.
+                        return Ok(Outcome::Refused(row.image_id, Status::AwaitingUpload));
+                    }
+                }
+                tx.commit()?;
+                Ok(Outcome::Written)
             })
             .await?;
         outcome.into_result()
@@ -291,10 +295,6 @@ impl MetadataStore for SqliteMetadataStore {
         }
         Ok(counts)
     }
-}
-
-/// A record ready to be written: its key columns and its JSON.
-struct Row {
 
     /// Reads and writes in one write transaction: the comparison and the write are atomic.
     async fn sweep(&self, seen: &MetadataRecord, action: &SweepAction, now_ms: u64) -> Result<bool, MetadataError> {
@@ -334,6 +334,10 @@ struct Row {
             .await?;
         Ok(written)
     }
+}
+
+/// A record ready to be written: its key columns and its JSON.
+struct Row {
     image_id: ImageId,
     id: String,
     status: &'static str,

@@ -101,10 +101,13 @@ pub(crate) async fn presign(
     tracing::Span::current().record("files", request.files.len());
     let ttl = config.upload_url_ttl;
     let expires_at = unix_now().saturating_add(ttl.as_secs());
+    let mut slots = Vec::with_capacity(request.files.len());
     let mut uploads = Vec::with_capacity(request.files.len());
     for (file, format) in request.files.into_iter().zip(formats) {
         let id = ImageId::generate();
         let key = id.original_key(format.extension());
+        // Presigning is a local computation (a signature), not a call: the slots are written
+        // below, all at once.
         let url = state
             .urls
             .presign_put(id, &key, file.bytes, &file.content_type, ttl)
@@ -114,8 +117,7 @@ pub(crate) async fn presign(
         let mut slot = MetadataRecord::pending(id, source, preset.clone(), now_ms());
         slot.status = Status::AwaitingUpload;
         slot.expires_at = Some(expires_at);
-        state.metadata.reserve(&slot).await?;
-        tracing::debug!(image_id = %id, "upload slot reserved");
+        slots.push(slot);
         let mut headers = serde_json::Map::from_iter([("content-type".to_owned(), json!(file.content_type))]);
         headers.extend(state.urls.put_headers().iter().map(|&(name, value)| (name.to_owned(), json!(value))));
         uploads.push(json!({
@@ -127,6 +129,8 @@ pub(crate) async fn presign(
             "expires_at": expires_at,
         }));
     }
+    state.metadata.reserve(&slots).await?;
+    tracing::debug!(slots = slots.len(), "upload slots reserved");
     Ok(Json(json!({"uploads": uploads})))
 }
 
