@@ -100,8 +100,10 @@ impl Stack {
             histograms.clone(),
         )
         .with_rendition_store(backend.objects.clone());
-        // Two workflows per worker keep the pool busy while others wait on I/O.
-        let runner = LocalWorkflows::new(Arc::new(service), 2 * config.workers);
+        // Two workflows per worker keep the pool busy while others wait on I/O. A chunk that
+        // runs out of retries goes back to the queue after the same delay as on AWS.
+        let runner = LocalWorkflows::new(Arc::new(service), 2 * config.workers)
+            .with_redrive(queue.clone(), imgpipe_core::policy::REDRIVE_DELAY);
         recover(objects.as_ref(), metadata.as_ref(), &backend.queue, config.process).await?;
         let (stop, stopped) = watch::channel(false);
         // Presigned upload slots whose URL expired and whose bytes never came (DynamoDB's TTL
@@ -160,8 +162,10 @@ impl Stack {
 
 /// Puts back in the queue what a crash may have left behind: with `requeue`, records PENDING or
 /// PROCESSING whose event is no longer queued (it was handed to the runner and lost with the
-/// process), and always originals stored without a record (a crash between the file and the
-/// record). Processing is idempotent, so a duplicate event costs nothing visible; restarts do
+/// process, or its re-drive could not be sent), and always originals stored without a record (a
+/// crash between the file and the record). The local counterpart of the AWS sweeper
+/// (`orchestrator::sweep`): one process, so what is open at start-up is all that was lost.
+/// Processing is idempotent, so a duplicate event costs nothing visible; restarts do
 /// not pile up duplicates, as an image whose event is still queued is left alone.
 pub async fn recover(
     objects: &dyn ObjectStore,
@@ -206,16 +210,17 @@ pub async fn recover(
     Ok(())
 }
 
-/// The keys of the originals whose events are still queued.
+/// The keys of the originals whose events (or re-drives) are still queued.
 async fn queued_keys(queue: &SqliteQueue) -> Result<HashSet<String>> {
     let bodies = queue.bodies().await?;
     Ok(bodies
         .iter()
-        .filter_map(|body| match Notification::parse(body) {
-            Ok(Notification::Created(objects)) => Some(objects.into_iter().map(|o| o.key)),
-            _ => None,
+        .flat_map(|body| match Notification::parse(body) {
+            Ok(Notification::Created(objects)) => objects,
+            Ok(Notification::Redrive(redrive)) => redrive.images,
+            _ => Vec::new(),
         })
-        .flatten()
+        .map(|o| o.key)
         .collect())
 }
 
