@@ -23,6 +23,7 @@
 //! | → DONE / FAILED | processor | `finish`: the record `begin` returned, made final ([`MetadataRecord::finished`]): no `expires_at`, the etag of the object it read, the sniffed content type |
 //! | → FAILED `internal` | the state machine's Catch (AWS), the local runner's | a conditional `UpdateItem` that also removes `expires_at`; locally `finish` |
 //! | → FAILED `internal` | ingest, when the original could not be stored after its record was written (AWS) | `finish` |
+//! | PENDING/PROCESSING, `sweeps` + 1; then → FAILED `internal` | the sweeper (AWS), for a record stuck open past its deadline | `sweep`: conditional on the record as listed, never over a final one |
 //!
 //! `expires_at` exists only while a record is AWAITING_UPLOAD. DynamoDB's TTL deletes *any*
 //! item whose `expires_at` has passed, whatever its status, so every write that moves a record
