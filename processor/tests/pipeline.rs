@@ -198,5 +198,62 @@ async fn chunks_that_keep_failing_are_caught_and_marked_failed() {
         let error = record.error.unwrap();
         assert_eq!(error.kind, ErrorKind::Internal);
         assert!(error.message.contains("after 4 attempts"), "{}", error.message);
+
+/// The re-drive messages in the stack's queue.
+async fn queued_redrives(stack: &Stack) -> Vec<imgpipe_core::event::Redrive> {
+    use imgpipe_core::event::Notification;
+    let bodies = stack.backend.queue.bodies().await.unwrap();
+    bodies
+        .iter()
+        .filter_map(|b| match Notification::parse(b) {
+            Ok(Notification::Redrive(r)) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs `objects` as a workflow at `attempt` whose every fetch is throttled, re-driving
+/// through the stack's queue.
+async fn run_short_of_capacity(stack: &Stack, objects: &[ObjectRef], attempt: u32) {
+    let flaky = Arc::new(Flaky { inner: stack.backend.objects.clone(), failures: AtomicU32::new(u32::MAX) });
+    let queue: Arc<dyn imgpipe_core::ports::EventQueue> = stack.backend.queue.clone();
+    let runner = LocalWorkflows::new(service(flaky, stack), 2).with_retry(QUICK).with_redrive(queue, Duration::ZERO);
+    runner.start(WorkflowInput { batch_id: "b".into(), attempt, chunks: vec![objects.to_vec()] }).await.unwrap();
+    assert!(runner.drain(Duration::from_secs(30)).await, "the workflow did not finish");
+}
+
+/// With a queue to send to (as the local stack runs it), a chunk that keeps failing for lack of
+/// capacity goes back to the queue as a re-drive with attempt + 1, its images left open; at the
+/// budget (`MAX_REDRIVES`) they end FAILED "still throttled after N attempts", nothing queued.
+#[tokio::test]
+async fn chunks_short_of_capacity_are_redriven_through_the_queue_until_their_budget() {
+    use imgpipe_core::policy::MAX_REDRIVES;
+    let stack = stack();
+    let objects = vec![
+        upload(&stack, support::fixture("gradients-rgb8.png")).await,
+        upload(&stack, support::fixture("gradients-rgb8.png")).await,
+    ];
+
+    run_short_of_capacity(&stack, &objects, 1).await;
+    let redrives = queued_redrives(&stack).await;
+    assert_eq!(redrives.len(), 1);
+    assert_eq!((redrives[0].attempt, &redrives[0].images), (2, &objects));
+    assert!(redrives[0].reason.contains("injected slow down"), "{}", redrives[0].reason);
+    for object in &objects {
+        let record = stack.backend.metadata.get(id_of(object)).await.unwrap().unwrap();
+        assert_eq!(record.status, Status::Processing, "a chunk short of capacity fails nothing");
+    }
+
+    run_short_of_capacity(&stack, &objects, MAX_REDRIVES).await;
+    assert_eq!(queued_redrives(&stack).await.len(), 1, "nothing more queued past the budget");
+    for object in &objects {
+        let record = stack.backend.metadata.get(id_of(object)).await.unwrap().unwrap();
+        assert_eq!(record.status, Status::Failed);
+        let error = record.error.unwrap();
+        assert_eq!(error.kind, ErrorKind::Internal);
+        let want = format!("still throttled after {} attempts", MAX_REDRIVES + 1);
+        assert!(error.message.starts_with(&want), "{}", error.message);
+    }
+}
     }
 }
