@@ -7,12 +7,12 @@
 use adapters::local::{Durability, FsObjectStore, Handoff, LOCAL_BUCKET, LocalBackend, SqliteQueue};
 use anyhow::{Context, Result};
 use imgpipe_core::event::Notification;
-use imgpipe_core::metrics::StageHistograms;
 use imgpipe_core::ports::{EventQueue, MetadataStore, ObjectStore};
 use imgpipe_core::preset::DEFAULT_PRESET;
 use imgpipe_core::record::{MetadataRecord, Source, now_ms};
 use imgpipe_core::seams::{ImageId, Status};
 use imgpipe_core::{Limits, PresetCatalog};
+use ingest::metrics::Exposition;
 use ingest::{AppState, IngestConfig, LocalUploadUrls, intake};
 use orchestrator::local::LoopConfig;
 use processor::chunk::{ChunkConfig, ChunkService, Recipes};
@@ -76,7 +76,9 @@ impl Stack {
     pub async fn start(config: StackConfig) -> Result<Stack> {
         let backend = LocalBackend::open_with(&config.data, config.durability)
             .with_context(|| format!("cannot open the data directory {}", config.data.display()))?;
-        let histograms = Arc::new(StageHistograms::default());
+        // One recorder for the whole process: the chunk service records, `/metrics` renders.
+        let recorder = ingest::metrics::install();
+        imgpipe_core::metrics::register_pipeline();
         let presets_dir = config.presets_dir.clone();
         let recipes = Recipes::new(&config.presets, |logo| std::fs::read(presets_dir.join(logo)))?;
         // A bulk upload may declare only the types the processor takes.
@@ -97,7 +99,6 @@ impl Stack {
             Arc::new(recipes),
             Arc::new(pool),
             ChunkConfig { io_concurrency: 2 * config.workers + 2, limits: config.limits },
-            histograms.clone(),
         )
         .with_rendition_store(backend.objects.clone());
         // Two workflows per worker keep the pool busy while others wait on I/O. A chunk that
@@ -143,7 +144,7 @@ impl Stack {
             urls: Arc::new(LocalUploadUrls::new(config.base_url, secret)),
             // Fixed: the local presets are read once, at start.
             presets: config.presets.into(),
-            histograms,
+            metrics: Exposition { recorder: Some(recorder), record_counts: true },
             config: Arc::new(ingest_config),
         };
         Ok(Stack { state, runner, files: backend.objects, handoff, stop, orchestrator })

@@ -18,7 +18,6 @@ use adapters::aws::{DynamoMetadataStore, S3ObjectStore, SfnWorkflows, SqsQueue, 
 use aws_config::SdkConfig;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
-use imgpipe_core::metrics::StageHistograms;
 use imgpipe_core::ports::{
     EventQueue, Message, MetadataStore, ObjectInfo, ObjectMeta, ObjectStore, QueueStats, StoreError,
 };
@@ -154,7 +153,7 @@ impl Stack {
             queue: None,
             urls: Arc::new(S3UploadUrls { originals: self.originals.clone(), processed: self.processed.clone() }),
             presets: PresetCatalog::builtin().into(),
-            histograms: Arc::new(StageHistograms::default()),
+            metrics: ingest::metrics::Exposition { recorder: Some(ingest::metrics::install()), record_counts: false },
             config: Arc::new(IngestConfig {
                 api_key: Some(API_KEY.into()),
                 bucket: self.originals.bucket().to_owned(),
@@ -176,7 +175,6 @@ impl Stack {
             Arc::new(recipes),
             Arc::new(pool),
             ChunkConfig { io_concurrency: 8, limits: Limits::default() },
-            Arc::new(StageHistograms::default()),
         )
         .with_rendition_store(Arc::new(self.processed.clone()))
     }
@@ -728,4 +726,131 @@ async fn the_sweeper_redrives_stuck_records_through_the_queue_then_fails_them() 
     }
     assert_eq!(sweeper.run(now).await.unwrap(), orchestrator::sweep::SweepReport::default(), "nothing left");
     assert_eq!(untouched(others).await, before, "fresh open records and final ones are never touched");
+}
+
+/// On Lambda the orchestrator and the processor write what they recorded as CloudWatch
+/// Embedded Metric Format log lines after each invocation (`EmfMetrics::around`, as their mains
+/// do). Two photos, a truncated one and a text file go through both handlers; the lines are read
+/// as CloudWatch Logs reads them, and their numbers must match the records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_invocation_writes_its_metrics_as_embedded_metric_format() {
+    let emf = adapters::aws::EmfMetrics::install("imgpipe-test-function").unwrap();
+    let stack = Stack::create().await;
+    let meta = ObjectMeta { content_type: "image/jpeg".into(), ..Default::default() };
+    let photo = photo();
+    let files = [photo.clone(), photo.clone(), photo[..photo.len() / 3].to_vec(), b"not an image at all".to_vec()];
+    let mut ids = Vec::new();
+    for bytes in &files {
+        let id = ImageId::generate();
+        let key = id.original_key("jpg");
+        let source = Source { key: key.clone(), bytes: 1, etag: String::new(), content_type: "image/jpeg".into() };
+        stack.metadata.accept(&MetadataRecord::pending(id, source, "default".into(), now_ms()), "").await.unwrap();
+        stack.originals.put(&key, Bytes::from(bytes.clone()), &meta).await.unwrap();
+        ids.push(id);
+    }
+    let messages = stack.receive_events(files.len()).await;
+    let workflows = SfnWorkflows::new(&stack.config, &stack.state_machine_arn);
+    let mut orchestrator_log = Vec::new();
+    let response =
+        emf.around("orchestrator-invocation", deliver(&stack, &workflows, &messages), &mut orchestrator_log).await;
+    assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
+    let service = stack.chunk_service();
+    let outputs = stack.execution_outputs().await;
+    let mut processor_log = Vec::new();
+    let invocations = emf.around("processor-invocation", process_all(&service, &outputs), &mut processor_log).await;
+    assert_eq!(invocations, 1, "four images make one chunk");
+    let mut after = Vec::new();
+    emf.flush_to(&mut after).unwrap();
+    assert!(after.is_empty(), "a flush writes what was recorded since the last one only");
+
+    let orchestrator = emf_metrics(&orchestrator_log, "orchestrator-invocation");
+    let function = [("function", "imgpipe-test-function")];
+    assert_eq!(orchestrator[&metric("imgpipe_executions_started_total", &function)], ("Count", vec![1.0]));
+    assert_eq!(orchestrator[&metric("imgpipe_batch_images", &function)], ("Count", vec![4.0]));
+    assert_eq!(orchestrator.len(), 2, "nothing refused, nothing failed to start: {orchestrator:?}");
+
+    let processor = emf_metrics(&processor_log, "processor-invocation");
+    let records: Vec<MetadataRecord> = futures_util::future::try_join_all(ids.iter().map(|&id| stack.metadata.get(id)))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    let kinds: Vec<Option<ErrorKind>> = records.iter().map(|r| r.error.as_ref().map(|e| e.kind)).collect();
+    assert_eq!(kinds, [None, None, Some(ErrorKind::Corrupt), Some(ErrorKind::Unsupported)]);
+    assert_eq!(processor[&metric("imgpipe_images_done_total", &function)], ("Count", vec![2.0]));
+    for kind in ["corrupt", "unsupported"] {
+        let key = metric("imgpipe_images_failed_total", &[function[0], ("kind", kind)]);
+        assert_eq!(processor[&key], ("Count", vec![1.0]), "{kind}");
+    }
+    let read: usize = files.iter().map(Vec::len).sum();
+    assert_eq!(processor[&metric("imgpipe_processor_read_bytes_total", &function)], ("Bytes", vec![read as f64]));
+    let written: u64 = records.iter().flat_map(|r| &r.renditions).map(|r| r.bytes).sum();
+    assert_eq!(processor[&metric("imgpipe_processor_written_bytes_total", &function)], ("Bytes", vec![written as f64]));
+    for stage in imgpipe_core::metrics::Stage::ALL {
+        let key = metric("imgpipe_stage_duration_seconds", &[function[0], ("stage", stage.as_str())]);
+        let (unit, values) = &processor[&key];
+        assert_eq!((*unit, values.len()), ("Seconds", 2), "{stage:?}: one value per DONE image");
+        assert!(values.iter().all(|v| (0.0..60.0).contains(v)), "{stage:?} in seconds: {values:?}");
+    }
+    assert_eq!(processor.len(), 5 + 6, "no other metric: {processor:?}");
+}
+
+/// A metric as CloudWatch identifies it: its name and its dimensions.
+type MetricKey = (String, BTreeMap<String, String>);
+
+fn metric(name: &str, dimensions: &[(&str, &str)]) -> MetricKey {
+    (name.to_owned(), dimensions.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())).collect())
+}
+
+/// Reads EMF log lines as CloudWatch Logs does and checks the specification on the way: one
+/// JSON object per line, `_aws` with a millisecond `Timestamp` and one `CloudWatchMetrics`
+/// directive in namespace `imgpipe`, every dimension a top-level string, every metric a
+/// top-level number or array of at most 100 numbers. Returns each metric's unit and values.
+fn emf_metrics(log: &[u8], request_id: &str) -> BTreeMap<MetricKey, (&'static str, Vec<f64>)> {
+    let text = std::str::from_utf8(log).unwrap();
+    assert!(text.ends_with('\n'), "every document ends its line: {text}");
+    let mut metrics = BTreeMap::new();
+    for line in text.lines() {
+        let document: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let timestamp = document["_aws"]["Timestamp"].as_u64().expect("a Timestamp in ms");
+        assert!(timestamp.abs_diff(now_ms()) < 600_000, "{line}");
+        let directives = document["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert_eq!(directives.len(), 1, "{line}");
+        assert_eq!(directives[0]["Namespace"], "imgpipe", "{line}");
+        assert_eq!(document["request_id"], request_id, "the invocation's request id: {line}");
+        let sets = directives[0]["Dimensions"].as_array().unwrap();
+        assert_eq!(sets.len(), 1, "{line}");
+        let dimensions: BTreeMap<String, String> = sets[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|name| {
+                let name = name.as_str().unwrap();
+                (
+                    name.to_owned(),
+                    document[name].as_str().unwrap_or_else(|| panic!("{name} not a string: {line}")).into(),
+                )
+            })
+            .collect();
+        assert!(dimensions.len() <= 2, "function and at most one label: {line}");
+        for definition in directives[0]["Metrics"].as_array().unwrap() {
+            let name = definition["Name"].as_str().unwrap();
+            let unit = match definition["Unit"].as_str() {
+                Some("Count") => "Count",
+                Some("Bytes") => "Bytes",
+                Some("Seconds") => "Seconds",
+                other => panic!("{name}: unit {other:?}"),
+            };
+            let values = match &document[name] {
+                Value::Number(n) => vec![n.as_f64().unwrap()],
+                Value::Array(values) => values.iter().map(|v| v.as_f64().unwrap()).collect(),
+                other => panic!("{name}: {other}"),
+            };
+            assert!(!values.is_empty() && values.len() <= 100, "{line}");
+            let previous = metrics.insert((name.to_owned(), dimensions.clone()), (unit, values));
+            assert!(previous.is_none(), "{name} twice: {text}");
+        }
+    }
+    metrics
 }

@@ -81,6 +81,35 @@ async fn the_corpus_through_the_api_ends_as_the_manifest_expects() {
     let pending: Value =
         client.get(format!("{}/v1/images?status=PENDING", server.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(pending["images"].as_array().unwrap().len(), 0);
+
+    // What the pipeline recorded agrees with the records: one count per final record, one
+    // latency per stage of every DONE image (this server processed each image once).
+    let text = client.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+    let done = records.values().filter(|r| r["status"] == "DONE").count() as f64;
+    assert!(done > 0.0);
+    assert_eq!(sample(&text, "imgpipe_uploads_accepted_total"), Some(ids.len() as f64), "{text}");
+    assert_eq!(sample(&text, "imgpipe_images_done_total"), Some(done), "{text}");
+    for kind in imgpipe_core::ErrorKind::ALL {
+        let failed = records.values().filter(|r| r["error"]["kind"] == kind.as_str()).count() as f64;
+        assert_eq!(sample(&text, &format!("imgpipe_images_failed_total{{kind=\"{}\"}}", kind.as_str())), Some(failed));
+    }
+    for stage in imgpipe_core::metrics::Stage::ALL {
+        let stage = stage.as_str();
+        let count = sample(&text, &format!("imgpipe_stage_duration_seconds_count{{stage=\"{stage}\"}}"));
+        assert_eq!(count, Some(done), "{stage}:\n{text}");
+        let sum = sample(&text, &format!("imgpipe_stage_duration_seconds_sum{{stage=\"{stage}\"}}")).unwrap();
+        assert!(sum > 0.0, "{stage} took no time at all:\n{text}");
+        let slowest = format!("imgpipe_stage_duration_seconds_bucket{{stage=\"{stage}\",le=\"+Inf\"}}");
+        assert_eq!(sample(&text, &slowest), Some(done), "{stage}");
+    }
+    assert!(sample(&text, "imgpipe_processor_read_bytes_total").unwrap() > 0.0);
+    assert!(sample(&text, "imgpipe_processor_written_bytes_total").unwrap() > 0.0);
+    assert!(sample(&text, "imgpipe_executions_started_total").unwrap() >= 1.0);
+}
+
+/// The value of the Prometheus sample `series` (name and labels, exactly as rendered).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// A small distinct JPEG per index (distinct bytes, distinct etags).

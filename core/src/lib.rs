@@ -8,7 +8,7 @@
 //! - [`seams`]: the contracts between parts: image ids, object keys, workflow and processor payloads.
 //! - [`event`]: the S3 ObjectCreated notification, the queue message of both modes.
 //! - [`record`]: the metadata record, one per image.
-//! - [`metrics`]: per-stage latency histograms (Prometheus text).
+//! - [`metrics`]: the metrics catalogue (names, units) and the calls that record them.
 //! - [`ports`]: object store, event queue, workflow starter, metadata store.
 //! - [`policy`]: chunk sizes and the retry policy shared by the state machine and the local runner.
 //!

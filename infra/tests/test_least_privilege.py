@@ -21,6 +21,11 @@ TEMPLATE = INFRA / "template.yaml"
 POLICY_RS = INFRA.parent / "core" / "src" / "policy.rs"
 
 LOGS = ("logs:CreateLogStream", "logs:PutLogEvents")
+# X-Ray active tracing (Globals.Function.Tracing, the state machine's Tracing): AWS accepts only
+# Resource "*" for these actions, so each role names them explicitly and with nothing else.
+XRAY_LAMBDA = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
+XRAY_STATES = ("xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords",
+               "xray:PutTraceSegments")
 TABLE = "!GetAtt MetadataTable.Arn"
 # The presets file and its logos: read (GetObject, which covers HEAD) by ingest and processor only.
 CONFIG_OBJECTS = "!Sub ${ConfigBucket.Arn}/*"
@@ -30,6 +35,7 @@ PRESETS_ENV = {"CONFIG_BUCKET", "PRESETS_KEY", "PRESETS_REFRESH_SECONDS"}
 ROLES = {
     "IngestRole": ("lambda.amazonaws.com", [
         (LOGS, ["!GetAtt IngestLogGroup.Arn"]),
+        (XRAY_LAMBDA, ["*"]),
         (["s3:PutObject"], ["!Sub ${OriginalsBucket.Arn}/originals/*"]),
         (["s3:GetObject"], ["!Sub ${ProcessedBucket.Arn}/processed/*"]),
         (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
@@ -39,12 +45,14 @@ ROLES = {
     ]),
     "OrchestratorRole": ("lambda.amazonaws.com", [
         (LOGS, ["!GetAtt OrchestratorLogGroup.Arn"]),
+        (XRAY_LAMBDA, ["*"]),
         (["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"], ["!GetAtt IngestQueue.Arn"]),
         (["states:StartExecution"], ["!Ref ProcessImagesStateMachine"]),
         (["dynamodb:BatchGetItem"], [TABLE]),
     ]),
     "ProcessorRole": ("lambda.amazonaws.com", [
         (LOGS, ["!GetAtt ProcessorLogGroup.Arn"]),
+        (XRAY_LAMBDA, ["*"]),
         (["s3:GetObject"], ["!Sub ${OriginalsBucket.Arn}/originals/*"]),
         (["s3:PutObject"], ["!Sub ${ProcessedBucket.Arn}/processed/*"]),
         (["s3:GetObject"], [CONFIG_OBJECTS]),
@@ -54,6 +62,7 @@ ROLES = {
     # re-drives through the ingest queue: no GetItem, no Scan, no PutItem.
     "SweeperRole": ("lambda.amazonaws.com", [
         (LOGS, ["!GetAtt SweeperLogGroup.Arn"]),
+        (XRAY_LAMBDA, ["*"]),
         (["dynamodb:Query"], ["!Sub ${MetadataTable.Arn}/index/by-status"]),
         (["dynamodb:UpdateItem"], [TABLE]),
         (["sqs:SendMessage"], ["!GetAtt IngestQueue.Arn"]),
@@ -67,11 +76,14 @@ ROLES = {
         (["logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
           "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
           "logs:PutResourcePolicy", "logs:UpdateLogDelivery"], ["*"]),
+        (XRAY_STATES, ["*"]),
     ]),
 }
 
-# The only Allow statements allowed a "*" resource.
-STAR_RESOURCE_OK = {("StateMachineRole", tuple(ROLES["StateMachineRole"][1][3][0]))}
+# The only Allow statements allowed a "*" resource: Step Functions log delivery and X-Ray.
+STAR_RESOURCE_OK = {("StateMachineRole", tuple(ROLES["StateMachineRole"][1][3][0])),
+                    ("StateMachineRole", XRAY_STATES)}
+STAR_RESOURCE_OK |= {(role, XRAY_LAMBDA) for role in ("IngestRole", "OrchestratorRole", "ProcessorRole", "SweeperRole")}
 
 # function -> (role, environment variable names the Rust code reads)
 FUNCTIONS = {
@@ -299,6 +311,8 @@ WIDENINGS = {
                                            lambda s: s.update(Action="dynamodb:PutItem")),
     "sweeper reads the whole table": (role_statement("SweeperRole", "ListOpenRecords"),
                                       lambda s: s.update(Action=["dynamodb:Query", "dynamodb:Scan"])),
+    "tracing statement given another action": (role_statement("ProcessorRole", "Tracing"),
+                                               lambda s: s["Action"].append("s3:GetObject")),
     "state machine sends to any queue": (role_statement("StateMachineRole", "RedriveChunk"),
                                          lambda s: s.update(Resource={"Fn::Sub": "arn:aws:sqs:*:*:*"})),
     "presets read from any bucket": (role_statement("ProcessorRole", "ReadPresets"),
@@ -410,7 +424,7 @@ def test_the_sweeper_runs_on_a_schedule_and_its_failures_alarm():
 def test_functions_are_the_cargo_lambda_zips():
     template = load()
     assert template["Globals"]["Function"] == {
-        "Runtime": "provided.al2023", "Architectures": ["arm64"], "Handler": "bootstrap"}
+        "Runtime": "provided.al2023", "Architectures": ["arm64"], "Handler": "bootstrap", "Tracing": "Active"}
     for function, binary in [("IngestFunction", "ingest"), ("OrchestratorFunction", "orchestrator"),
                              ("ProcessorFunction", "processor"), ("SweeperFunction", "sweeper")]:
         props = template["Resources"][function]["Properties"]
@@ -421,6 +435,35 @@ def test_functions_are_the_cargo_lambda_zips():
     # Express executions end at 5 minutes; one invocation must stay well inside that.
     assert params["ProcessorTimeout"]["MaxValue"] <= 240
     assert params["ProcessorMemorySize"]["Default"] >= 3008
+
+
+def test_functions_and_the_state_machine_are_traced():
+    """X-Ray: active tracing on every function (Globals, none opting out) and the state machine."""
+    resources = load()["Resources"]
+    for function in FUNCTIONS:
+        assert "Tracing" not in resources[function]["Properties"], f"{function} overrides the global Tracing"
+    for machine in STATE_MACHINES:
+        assert resources[machine]["Properties"]["Tracing"] == {"Enabled": True}
+
+
+def test_the_dashboard_reads_the_metrics_the_code_writes():
+    """The dashboard body is JSON once substituted, and names only metrics that exist: the EMF
+    names in core/src/metrics.rs, and AWS's own."""
+    import json
+
+    resources = load()["Resources"]
+    body = resources["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))["widgets"]
+    emf = set(re.findall(r'pub const \w+: &str = "(imgpipe_\w+)";', (INFRA.parent / "core/src/metrics.rs").read_text()))
+    used = {m[1] for w in widgets if w["type"] == "metric" for m in w["properties"]["metrics"] if m[0] == "imgpipe"}
+    assert used and used <= emf, used - emf
+    for widget in widgets:
+        assert widget["x"] + widget["width"] <= 24
+        if widget["type"] == "metric":
+            assert widget["properties"]["region"] == "x"
+            for metric in widget["properties"]["metrics"]:
+                # namespace, name, then dimension name/value pairs, then at most the options
+                assert len([p for p in metric if isinstance(p, str)]) % 2 == 0, metric
 
 
 def test_presets_come_from_the_versioned_config_bucket():

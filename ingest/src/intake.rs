@@ -39,6 +39,7 @@ pub async fn accept_new(state: &AppState, id: ImageId, bytes: Bytes, preset: &st
     let record = MetadataRecord::pending(id, source, preset.to_owned(), now_ms());
     let record = store(state, record, bytes, Fresh::Key).await?;
     tracing::info!(image_id = %id, key = %record.source.key, bytes = record.source.bytes, "upload accepted");
+    imgpipe_core::metrics::upload_accepted(record.source.bytes);
     Ok(())
 }
 
@@ -52,6 +53,7 @@ pub(crate) async fn accept_reserved(state: &AppState, slot: MetadataRecord, byte
     record.expires_at = None;
     let record = store(state, record, bytes, Fresh::NotKey).await?;
     tracing::info!(image_id = %record.id, key = %record.source.key, bytes = record.source.bytes, "presigned upload accepted");
+    imgpipe_core::metrics::upload_accepted(record.source.bytes);
     Ok(())
 }
 

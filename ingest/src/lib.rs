@@ -2,14 +2,14 @@
 //! AWS and by `axum::serve` locally. It knows neither Lambda nor SQLite.
 //!
 //! - [`routes`]: the route table ([`ROUTES`]) and [`router`]; handlers stay thin.
-//! - [`state`]: [`AppState`] (the ports, presets, histograms) and [`IngestConfig`] (key, limits).
+//! - [`state`]: [`AppState`] (the ports, presets, metrics) and [`IngestConfig`] (key, limits).
+//! - [`metrics`]: the Prometheus recorder behind `GET /metrics` ([`metrics::install`]) and what it shows.
 //! - [`signing`]: [`UploadUrls`], and [`LocalUploadUrls`], the HMAC-signed upload URLs of local mode.
 //! - [`error`]: [`ApiError`], every refusal with its status and stable `code`, mapped in one place.
 //! - [`openapi`]: the OpenAPI document, built from the route table so the two cannot drift.
 //! - [`intake`]: the one write path of an upload (also used by `imgpipe process`).
 //! - [`aws`] (feature `lambda`): S3 presigned URLs and the API key from Secrets Manager.
-//! - internals: `auth` (the API key layer), `body` (reading under a byte limit), `metrics`
-//!   (Prometheus text).
+//! - internals: `auth` (the API key layer), `body` (reading under a byte limit).
 
 mod auth;
 #[cfg(feature = "lambda")]
@@ -17,7 +17,7 @@ pub mod aws;
 mod body;
 pub mod error;
 pub mod intake;
-mod metrics;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod signing;

@@ -2,8 +2,8 @@
 //! and DynamoDB.
 
 use adapters::aws::{DynamoMetadataStore, Env, S3ObjectStore, WatchedPresets, sdk_config, vars};
-use imgpipe_core::metrics::StageHistograms;
 use ingest::aws::{S3UploadUrls, api_key, catalog, refreshing_presets};
+use ingest::metrics::Exposition;
 use ingest::{AppState, IngestConfig};
 use lambda_http::{Error, tracing};
 use std::sync::Arc;
@@ -23,7 +23,9 @@ async fn main() -> Result<(), Error> {
         queue: None,
         urls: Arc::new(S3UploadUrls { originals: originals.clone(), processed }),
         presets: presets.live(),
-        histograms: Arc::new(StageHistograms::default()),
+        // This instance's own counters only: the pipeline's numbers are in CloudWatch (EMF from
+        // the other functions), and counting records would read the whole status index.
+        metrics: Exposition { recorder: Some(ingest::metrics::install()), record_counts: false },
         config: Arc::new(IngestConfig {
             api_key: Some(key),
             bucket: originals.bucket().to_owned(),

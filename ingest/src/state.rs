@@ -1,7 +1,7 @@
 //! What every handler shares: the ports, the upload URL signer, the presets and the limits.
 
+use crate::metrics::Exposition;
 use crate::signing::UploadUrls;
-use imgpipe_core::metrics::StageHistograms;
 use imgpipe_core::ports::{EventQueue, MetadataStore, ObjectStore};
 use imgpipe_core::{InputFormat, Limits, Live, PresetCatalog};
 use std::sync::Arc;
@@ -52,8 +52,8 @@ pub struct AppState {
     pub urls: Arc<dyn UploadUrls>,
     /// The presets an upload may name (on AWS, replaced when the presets object changes).
     pub presets: Live<PresetCatalog>,
-    /// Per-stage latency histograms, rendered by `/metrics`.
-    pub histograms: Arc<StageHistograms>,
+    /// What `/metrics` shows: this process's recorder, and whether to count records.
+    pub metrics: Exposition,
     /// Keys, limits and names.
     pub config: Arc<IngestConfig>,
 }

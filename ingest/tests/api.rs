@@ -2,11 +2,11 @@
 
 use adapters::LocalBackend;
 use imgpipe_core::OutputFormat;
-use imgpipe_core::metrics::StageHistograms;
 use imgpipe_core::ports::{Begin, EventQueue, MetadataStore, ObjectMeta, ObjectStore, QueueStats};
 use imgpipe_core::record::{MetadataRecord, RenditionRecord, now_ms};
 use imgpipe_core::seams::{ImageId, Status};
 use imgpipe_core::{PresetCatalog, preset::DEFAULT_PRESET};
+use ingest::metrics::Exposition;
 use ingest::{AppState, IngestConfig, LocalUploadUrls, ROUTES, router};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
@@ -45,7 +45,7 @@ async fn spawn_with(config: IngestConfig) -> TestApp {
         queue: Some(backend.queue.clone()),
         urls: Arc::new(urls.clone()),
         presets: PresetCatalog::builtin().into(),
-        histograms: Arc::new(StageHistograms::default()),
+        metrics: Exposition { recorder: Some(ingest::metrics::install()), record_counts: true },
         config: Arc::new(config),
     };
     tokio::spawn(axum::serve(listener, router(state)).into_future());
@@ -480,13 +480,15 @@ async fn the_api_key_guards_every_route_but_health_and_signed_uploads() {
 }
 
 #[tokio::test]
-async fn metrics_expose_queue_and_record_gauges() {
+async fn metrics_expose_queue_and_record_gauges_and_the_uploads_counted() {
+    // nextest runs each test in its own process: the global recorder counts this test's only.
     let app = spawn_app().await;
     app.upload_one(JPEG).await;
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = response.text().await.unwrap();
+    let bytes = format!("imgpipe_upload_bytes_total {}", JPEG.len());
     for line in [
         "imgpipe_queue_visible 1",
         "imgpipe_queue_in_flight 0",
@@ -494,10 +496,13 @@ async fn metrics_expose_queue_and_record_gauges() {
         "imgpipe_images{status=\"PENDING\"} 1",
         "imgpipe_images{status=\"DONE\"} 0",
         "imgpipe_failed_images{kind=\"unsupported\"} 0",
-        "imgpipe_stage_duration_seconds_count{stage=\"decode\"} 0",
+        "imgpipe_uploads_accepted_total 1",
+        &bytes,
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }
+    // A process that only serves the API shows no latencies it can never measure.
+    assert!(!text.contains("imgpipe_stage_duration_seconds"), "{text}");
     let queue: Value = app.get("/v1/queue").await.json().await.unwrap();
     assert_eq!(queue, json!({"visible": 1, "in_flight": 0, "dead_letters": 0}));
 }

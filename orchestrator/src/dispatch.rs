@@ -2,6 +2,7 @@
 //! after [`group::collect`](crate::group::collect).
 
 use crate::group::{Plan, collect};
+use imgpipe_core::metrics::{self, Refusal};
 use imgpipe_core::policy::MAX_RECEIVES;
 use imgpipe_core::ports::{MetadataStore, WorkflowStarter};
 use imgpipe_core::seams::ImageId;
@@ -46,6 +47,7 @@ pub async fn dispatch<'a>(
             failed.extend(plan.unreadable);
             failed.sort_unstable();
             failed.dedup();
+            metrics::messages_refused(Refusal::Lookup, failed.len());
             return Dispatched { handed_over: plan.nothing_to_do, failed, unrecorded: Vec::new() };
         }
     };
@@ -58,6 +60,8 @@ async fn start(workflows: &dyn WorkflowStarter, plan: Plan) -> Dispatched {
     for &index in &dispatched.failed {
         warn!(message = index, "unreadable message left for the dead-letter queue");
     }
+    metrics::messages_refused(Refusal::Unreadable, dispatched.failed.len());
+    metrics::messages_refused(Refusal::Unrecorded, dispatched.unrecorded.len());
     dispatched.failed.extend(dispatched.unrecorded.iter().map(|&(index, _)| index));
     for workflow in plan.workflows {
         let batch_id = workflow.input.batch_id.clone();
@@ -65,10 +69,13 @@ async fn start(workflows: &dyn WorkflowStarter, plan: Plan) -> Dispatched {
         match workflows.start(workflow.input).await {
             Ok(()) => {
                 info!(%batch_id, images, "workflow started");
+                metrics::execution_started(images);
                 dispatched.handed_over.extend(workflow.messages);
             }
             Err(e) => {
                 warn!(%batch_id, error = %e, "workflow did not start; its messages will be redelivered");
+                metrics::execution_start_failed();
+                metrics::messages_refused(Refusal::Start, workflow.messages.len());
                 dispatched.failed.extend(workflow.messages);
             }
         }

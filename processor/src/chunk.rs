@@ -8,7 +8,7 @@
 use crate::{Encoded, Facts, Output, Recipe, RecipeError};
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
-use imgpipe_core::metrics::StageHistograms;
+use imgpipe_core::metrics::{self, Stage};
 use imgpipe_core::ports::{Begin, MetadataError, MetadataStore, ObjectMeta, ObjectStore, StoreError};
 use imgpipe_core::record::{MetadataRecord, Original, RenditionRecord, StageDurations, now_ms};
 use imgpipe_core::seams::{ChunkInput, ChunkOutput, ImageId, ImageOutcome, ObjectRef, Status};
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{Instrument, info_span, warn};
 
-/// Records written per metadata batch (DynamoDB's BatchWriteItem limit).
+/// Records handed to one [`MetadataStore::finish`] call.
 pub const RECORD_BATCH: usize = 25;
 
 /// Every preset of a catalog, ready to run.
@@ -73,7 +73,6 @@ pub struct ChunkService {
     limits: Arc<Limits>,
     pool: Arc<rayon::ThreadPool>,
     io_concurrency: usize,
-    histograms: Arc<StageHistograms>,
 }
 
 /// How the chunk service is set up.
@@ -94,7 +93,6 @@ impl ChunkService {
         recipes: impl Into<Live<Recipes>>,
         pool: Arc<rayon::ThreadPool>,
         config: ChunkConfig,
-        histograms: Arc<StageHistograms>,
     ) -> Self {
         Self {
             renditions: objects.clone(),
@@ -104,7 +102,6 @@ impl ChunkService {
             limits: Arc::new(config.limits),
             pool,
             io_concurrency: config.io_concurrency.max(1),
-            histograms,
         }
     }
 
@@ -123,6 +120,8 @@ impl ChunkService {
     /// Processes one chunk: an outcome per image, in input order (images without a record are
     /// skipped). On a retryable failure the images already finished are recorded first, so the
     /// retry only redoes the rest.
+    // The span puts `batch_id` on every line of the chunk, each image's `image_id` under it.
+    #[tracing::instrument(name = "chunk", skip_all, fields(batch_id = %input.batch_id, images = input.images.len()))]
     pub async fn process(&self, input: &ChunkInput) -> Result<ChunkOutput, ChunkError> {
         // Futures built up front (not in a stream closure) keep callers' futures `Send`.
         let images: Vec<_> = input.images.iter().map(|object| self.image(object)).collect();
@@ -145,11 +144,8 @@ impl ChunkService {
         }
         for batch in records.chunks(RECORD_BATCH) {
             self.metadata.finish(batch).await?;
-        }
-        for record in &records {
-            if let Some(finished) = record.finished_ms {
-                self.histograms.observe("end_to_end", finished.saturating_sub(record.created_ms) as f64);
-            }
+            // Counted once written: a chunk retried after a failed write counts its images once.
+            count_finished(batch);
         }
         match failure {
             Some(e) => Err(e),
@@ -182,6 +178,7 @@ impl ChunkService {
                     record.source.etag = info.etag;
                     record.source.bytes = info.size;
                     record.source.content_type = InputFormat::sniff_content_type(&bytes).to_owned();
+                    metrics::bytes_in(info.size);
                     bytes
                 }
                 Err(StoreError::NotFound { .. }) => {
@@ -224,6 +221,7 @@ impl ChunkService {
             let meta = ObjectMeta { content_type: r.format.content_type().to_owned(), ..ObjectMeta::default() };
             let size = r.bytes.len() as u64;
             self.renditions.put(&key, Bytes::from(r.bytes), &meta).await?;
+            metrics::bytes_out(size);
             Ok::<_, ChunkError>(RenditionRecord {
                 name: r.name,
                 key,
@@ -252,14 +250,14 @@ impl ChunkService {
             encode: ms(t.encode),
             store: ms(store),
         };
-        for (stage, value) in [
-            ("decode", durations.decode),
-            ("resize", durations.resize),
-            ("watermark", durations.watermark),
-            ("encode", durations.encode),
-            ("store", durations.store),
+        for (stage, time) in [
+            (Stage::Decode, t.decode),
+            (Stage::Resize, t.resize),
+            (Stage::Watermark, t.watermark),
+            (Stage::Encode, t.encode),
+            (Stage::Store, store),
         ] {
-            self.histograms.observe(stage, value);
+            metrics::stage(stage, time.as_secs_f64());
         }
         record.original = Some(Original {
             format: facts.format,
@@ -315,6 +313,25 @@ pub async fn fail_all(
     }
     for batch in records.chunks(RECORD_BATCH) {
         metadata.finish(batch).await?;
+        count_finished(batch);
     }
     Ok(())
+}
+
+/// Counts final records just written: DONE ones with their time from upload to record, FAILED
+/// ones by error kind.
+fn count_finished(records: &[MetadataRecord]) {
+    for record in records {
+        match (record.status, &record.error) {
+            (Status::Done, _) => {
+                metrics::image_done();
+                if let Some(finished) = record.finished_ms {
+                    let ms = finished.saturating_sub(record.created_ms);
+                    metrics::stage(Stage::EndToEnd, ms as f64 / 1e3);
+                }
+            }
+            (Status::Failed, Some(error)) => metrics::image_failed(error.kind),
+            _ => {}
+        }
+    }
 }

@@ -1,9 +1,8 @@
 //! The processor Lambda: fetch a chunk's originals from S3, process them on the rayon pool,
 //! store renditions in the processed bucket and the records in DynamoDB.
 
-use adapters::aws::{DynamoMetadataStore, Env, S3ObjectStore, WatchedPresets, sdk_config, vars};
+use adapters::aws::{DynamoMetadataStore, EmfMetrics, Env, S3ObjectStore, WatchedPresets, sdk_config, vars};
 use imgpipe_core::Limits;
-use imgpipe_core::metrics::StageHistograms;
 use imgpipe_core::seams::ChunkInput;
 use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
 use processor::chunk::{ChunkConfig, ChunkService};
@@ -12,6 +11,7 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
+    let metrics = EmfMetrics::for_this_function()?;
     let config = sdk_config().await;
     let originals = Arc::new(S3ObjectStore::new(&config, Env.require(vars::ORIGINALS_BUCKET)?));
     let processed = Arc::new(S3ObjectStore::new(&config, Env.require(vars::PROCESSED_BUCKET)?));
@@ -26,13 +26,13 @@ async fn main() -> Result<(), Error> {
         presets.live(),
         Arc::new(pool),
         ChunkConfig { io_concurrency: 4 * threads, limits: Limits::default() },
-        Arc::new(StageHistograms::default()),
     )
     .with_rendition_store(processed);
     let (service, presets) = (&service, &presets);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ChunkInput>| async move {
         presets.refresh().await;
-        processor::lambda::handle(service, event.payload).await
+        let invocation = processor::lambda::handle(service, event.payload);
+        metrics.around(&event.context.request_id, invocation, &mut std::io::stdout()).await
     }))
     .await
 }

@@ -6,7 +6,6 @@ mod support;
 use async_trait::async_trait;
 use bytes::Bytes;
 use imgpipe_core::event::S3Notification;
-use imgpipe_core::metrics::StageHistograms;
 use imgpipe_core::policy::RetryPolicy;
 use imgpipe_core::ports::{
     BackendError, MetadataStore, ObjectInfo, ObjectMeta, ObjectStore, StoreError, WorkflowStarter,
@@ -58,7 +57,6 @@ fn service(objects: Arc<dyn ObjectStore>, stack: &Stack) -> Arc<ChunkService> {
         Arc::new(recipes),
         Arc::new(pool),
         ChunkConfig { io_concurrency: 4, limits: Limits::default() },
-        Arc::new(StageHistograms::default()),
     ))
 }
 
@@ -198,6 +196,8 @@ async fn chunks_that_keep_failing_are_caught_and_marked_failed() {
         let error = record.error.unwrap();
         assert_eq!(error.kind, ErrorKind::Internal);
         assert!(error.message.contains("after 4 attempts"), "{}", error.message);
+    }
+}
 
 /// The re-drive messages in the stack's queue.
 async fn queued_redrives(stack: &Stack) -> Vec<imgpipe_core::event::Redrive> {
@@ -253,7 +253,5 @@ async fn chunks_short_of_capacity_are_redriven_through_the_queue_until_their_bud
         assert_eq!(error.kind, ErrorKind::Internal);
         let want = format!("still throttled after {} attempts", MAX_REDRIVES + 1);
         assert!(error.message.starts_with(&want), "{}", error.message);
-    }
-}
     }
 }

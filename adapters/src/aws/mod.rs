@@ -5,6 +5,7 @@
 //! variable. `AWS_ENDPOINT_URL` points every client at an emulator (moto in the tests).
 
 pub mod dynamo;
+pub mod emf;
 pub mod emulator;
 pub mod presets;
 pub mod s3;
@@ -12,6 +13,7 @@ pub mod sfn;
 pub mod sqs;
 
 pub use dynamo::DynamoMetadataStore;
+pub use emf::EmfMetrics;
 pub use presets::WatchedPresets;
 pub use s3::S3ObjectStore;
 pub use sfn::SfnWorkflows;

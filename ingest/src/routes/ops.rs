@@ -24,15 +24,19 @@ pub(crate) async fn queue(State(state): State<AppState>) -> Result<Json<Value>, 
     Ok(Json(json!({"visible": stats.visible, "in_flight": stats.in_flight, "dead_letters": stats.dead})))
 }
 
-/// `GET /metrics`: queue depth, records per status and failure kind, stage latencies.
+/// `GET /metrics`: queue depth and records per status and failure kind where this process can
+/// read them cheaply, and what it recorded (uploads; stage latencies where it runs the pipeline).
 #[tracing::instrument(skip_all)]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let queue = match &state.queue {
         Some(queue) => Some(queue.stats().await?),
         None => None,
     };
-    let counts = state.metadata.counts().await?;
-    let text = metrics::render(queue, &counts, &state.histograms);
+    let counts = match state.metrics.record_counts {
+        true => Some(state.metadata.counts().await?),
+        false => None,
+    };
+    let text = metrics::render(queue, counts.as_ref(), state.metrics.recorder.as_ref());
     Ok(([(CONTENT_TYPE, metrics::CONTENT_TYPE)], text))
 }
 
