@@ -232,7 +232,10 @@ mod tests {
         // What the state machine sends (the reason is optional; keys are not form-encoded).
         let from_asl = r#"{"imgpipe_redrive":{"attempt":1,"images":[{"bucket":"b","key":"originals/a b.jpg","size":1,"etag":"e"}]}}"#;
         let Notification::Redrive(parsed) = Notification::parse(from_asl).unwrap() else { panic!("not a re-drive") };
-        assert_eq!((parsed.attempt, parsed.images[0].key.as_str(), parsed.reason.as_str()), (1, "originals/a b.jpg", ""));
+        assert_eq!(
+            (parsed.attempt, parsed.images[0].key.as_str(), parsed.reason.as_str()),
+            (1, "originals/a b.jpg", "")
+        );
         assert!(Notification::parse(r#"{"imgpipe_redrive":{"images":[]}}"#).is_err(), "the attempt is required");
     }
 }

@@ -236,16 +236,17 @@ mod tests {
         // Object 1 comes as an S3 event and in a re-drive: once, at the re-drive's attempt.
         let bodies = [event(1), redrive(2, &[1, 2]), event(3), redrive(1, &[4])];
         let plan = group(bodies.iter().map(String::as_str));
-        let got: Vec<(u32, Vec<ObjectRef>, Vec<usize>)> = plan
-            .workflows
-            .iter()
-            .map(|w| (w.input.attempt, w.input.chunks.concat(), w.messages.clone()))
-            .collect();
+        let got: Vec<(u32, Vec<ObjectRef>, Vec<usize>)> =
+            plan.workflows.iter().map(|w| (w.input.attempt, w.input.chunks.concat(), w.messages.clone())).collect();
         assert_eq!(
             got,
             [(0, vec![object(3)], vec![2]), (1, vec![object(4)], vec![3]), (2, vec![object(1), object(2)], vec![0, 1])]
         );
-        assert_ne!(plan.workflows[2].input.batch_id, batch_id(&[object(1), object(2)], 0), "a re-drive is a new execution");
+        assert_ne!(
+            plan.workflows[2].input.batch_id,
+            batch_id(&[object(1), object(2)], 0),
+            "a re-drive is a new execution"
+        );
         assert!(plan.workflows[2].input.batch_id.ends_with("-r2"));
         // The attempt travels in the workflow input's JSON.
         let json = serde_json::to_value(&plan.workflows[1].input).unwrap();

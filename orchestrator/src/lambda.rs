@@ -2,8 +2,8 @@
 //! messages to redeliver out (`ReportBatchItemFailures`); and the sweeper Lambda's.
 
 use crate::dispatch::{dispatch, report_unrecorded};
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use crate::sweep::{SweepError, Sweeper};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use imgpipe_core::ports::{MetadataStore, WorkflowStarter};
 
 /// Starts a workflow per group of the batch; the response lists exactly the messages whose

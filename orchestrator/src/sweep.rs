@@ -140,10 +140,7 @@ impl<'a> Sweeper<'a> {
             let action = if record.sweeps < self.policy.max_sweeps {
                 SweepAction::Redrive
             } else {
-                SweepAction::Fail(ImageError::internal(format!(
-                    "stuck in {status} after {} re-drives",
-                    record.sweeps
-                )))
+                SweepAction::Fail(ImageError::internal(format!("stuck in {status} after {} re-drives", record.sweeps)))
             };
             let written = self
                 .metadata

@@ -126,7 +126,8 @@ fn a_chunk_short_of_capacity_goes_back_to_the_queue_within_its_budget() {
     let task = processor_task(&definition);
     let catchers = task["Catch"].as_array().expect("the processor Task has a Catch");
     assert_eq!(catchers.len(), 2, "capacity first, then everything else");
-    let mut caught: Vec<&str> = catchers[0]["ErrorEquals"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let mut caught: Vec<&str> =
+        catchers[0]["ErrorEquals"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     caught.sort_unstable();
     let mut want = REDRIVEN.to_vec();
     want.sort_unstable();
@@ -152,7 +153,10 @@ fn a_chunk_short_of_capacity_goes_back_to_the_queue_within_its_budget() {
     assert_eq!(send["Parameters"]["QueueUrl"], "${IngestQueueUrl}");
     assert_eq!(send["Parameters"]["DelaySeconds"].as_u64(), Some(REDRIVE_DELAY.as_secs()));
     assert!(REDRIVE_DELAY.as_secs() <= 900, "SQS DelaySeconds is at most 900");
-    assert_eq!(send["Parameters"]["MessageBody.$"], format!("States.JsonToString({})", prepare["ResultPath"].as_str().unwrap()));
+    assert_eq!(
+        send["Parameters"]["MessageBody.$"],
+        format!("States.JsonToString({})", prepare["ResultPath"].as_str().unwrap())
+    );
     // A queue that refuses the message leaves the records for the sweeper, never FAILED.
     let refused = iteration_state(&definition, send["Catch"][0]["Next"].as_str().unwrap());
     assert_eq!(refused["End"], true);

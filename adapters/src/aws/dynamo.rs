@@ -9,16 +9,14 @@ use super::{backend_error, full_jitter};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
-use futures_util::{StreamExt, stream};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, Select,
     WriteRequest,
 };
+use futures_util::{StreamExt, stream};
 use imgpipe_core::ErrorKind;
-use imgpipe_core::ports::{
-    BackendError, Begin, Counts, EventSource, MetadataError, MetadataStore, Page, SweepAction,
-};
+use imgpipe_core::ports::{BackendError, Begin, Counts, EventSource, MetadataError, MetadataStore, Page, SweepAction};
 use imgpipe_core::record::MetadataRecord;
 use imgpipe_core::seams::{ImageId, Status};
 use serde::{Deserialize, Serialize};

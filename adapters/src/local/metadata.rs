@@ -6,9 +6,7 @@ use super::sqlite::{SqliteDb, to_sql_ms, write_tx};
 use crate::parse_name;
 use async_trait::async_trait;
 use imgpipe_core::ErrorKind;
-use imgpipe_core::ports::{
-    BackendError, Begin, Counts, EventSource, MetadataError, MetadataStore, Page, SweepAction,
-};
+use imgpipe_core::ports::{BackendError, Begin, Counts, EventSource, MetadataError, MetadataStore, Page, SweepAction};
 use imgpipe_core::record::MetadataRecord;
 use imgpipe_core::seams::{ImageId, Status};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -302,36 +300,33 @@ impl MetadataStore for SqliteMetadataStore {
             return Err(MetadataError::Conflict { id: seen.id, to: seen.status });
         }
         let (seen, action) = (seen.clone(), action.clone());
-        let written = self
-            .db
-            .call("sweeping a record", move |conn| {
-                let tx = write_tx(conn)?;
-                let stored = tx
-                    .prepare_cached("SELECT record FROM records WHERE id = ?1")?
-                    .query_row([seen.id.to_string()], parse_record)
-                    .optional()?;
-                let Some(mut record) = stored else { return Ok(false) };
-                let unchanged = (record.status, record.attempts, record.started_ms, record.sweeps)
-                    == (seen.status, seen.attempts, seen.started_ms, seen.sweeps);
-                if !unchanged {
-                    return Ok(false);
-                }
-                match action {
-                    SweepAction::Redrive => record.sweeps += 1,
-                    SweepAction::Fail(error) => {
-                        record.error = Some(error);
-                        record = record.finished(Status::Failed, now_ms);
+        let written =
+            self.db
+                .call("sweeping a record", move |conn| {
+                    let tx = write_tx(conn)?;
+                    let stored = tx
+                        .prepare_cached("SELECT record FROM records WHERE id = ?1")?
+                        .query_row([seen.id.to_string()], parse_record)
+                        .optional()?;
+                    let Some(mut record) = stored else { return Ok(false) };
+                    let unchanged = (record.status, record.attempts, record.started_ms, record.sweeps)
+                        == (seen.status, seen.attempts, seen.started_ms, seen.sweeps);
+                    if !unchanged {
+                        return Ok(false);
                     }
-                }
-                tx.prepare_cached("UPDATE records SET status = ?1, record = ?2 WHERE id = ?3")?.execute(params![
-                    record.status.as_str(),
-                    to_json(&record)?,
-                    record.id.to_string()
-                ])?;
-                tx.commit()?;
-                Ok(true)
-            })
-            .await?;
+                    match action {
+                        SweepAction::Redrive => record.sweeps += 1,
+                        SweepAction::Fail(error) => {
+                            record.error = Some(error);
+                            record = record.finished(Status::Failed, now_ms);
+                        }
+                    }
+                    tx.prepare_cached("UPDATE records SET status = ?1, record = ?2 WHERE id = ?3")?
+                        .execute(params![record.status.as_str(), to_json(&record)?, record.id.to_string()])?;
+                    tx.commit()?;
+                    Ok(true)
+                })
+                .await?;
         Ok(written)
     }
 }

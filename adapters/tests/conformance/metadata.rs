@@ -382,8 +382,12 @@ pub async fn sweep_is_conditional_on_the_record_as_seen(store: &dyn MetadataStor
     let error = ImageError::new(ErrorKind::Internal, "stuck in PENDING after 1 re-drives");
     assert!(store.sweep(&swept, &SweepAction::Fail(error.clone()), now + 3).await.unwrap());
     let failed = store.get(stuck.id).await.unwrap().unwrap();
-    let want =
-        MetadataRecord { status: Status::Failed, error: Some(error.clone()), finished_ms: Some(now + 3), ..swept.clone() };
+    let want = MetadataRecord {
+        status: Status::Failed,
+        error: Some(error.clone()),
+        finished_ms: Some(now + 3),
+        ..swept.clone()
+    };
     assert_eq!(failed, want);
     assert!(!store.sweep(&swept, &SweepAction::Redrive, now + 4).await.unwrap(), "FAILED is never swept again");
     assert!(matches!(store.sweep(&failed, &SweepAction::Redrive, now + 4).await, Err(MetadataError::Conflict { .. })));
