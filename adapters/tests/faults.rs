@@ -104,20 +104,22 @@ impl Intercept for Faults {
         let target = request.headers().get("x-amz-target").unwrap_or_default().to_owned();
         let dynamodb = target.starts_with("DynamoDB_");
         let batch_write = target.ends_with(".BatchWriteItem");
+        let write = batch_write || target.ends_with(".PutItem");
         let body: Option<serde_json::Value> =
             request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).filter(|_| batch_write);
         let mut state = self.0.lock().unwrap();
         if let Some(items) = body.as_ref().and_then(|b| b["RequestItems"].as_object()) {
             state.batch_sizes.push(items.values().filter_map(|v| v.as_array()).map(Vec::len).sum());
         }
-        // DynamoDB faults go to BatchWriteItem calls only; S3 faults to any S3 call.
+        // DynamoDB errors go to BatchWriteItem and PutItem calls only (partial answers to
+        // BatchWriteItem); S3 faults to any S3 call.
         // One fault per operation (not per attempt), so the SDK's retry of it gets through.
         if cfg.load::<Planned>().is_some() {
             return Ok(());
         }
         let applies = match state.faults.front() {
             Some(Fault::Unprocessed) => batch_write,
-            Some(Fault::Status(..) | Fault::Persistent(..)) => !dynamodb || batch_write,
+            Some(Fault::Status(..) | Fault::Persistent(..)) => !dynamodb || write,
             None => false,
         };
         if applies {

@@ -31,8 +31,8 @@ pub const CREATED_KEY: &str = "created_key";
 pub const BATCH_WRITE_MAX: usize = 25;
 /// Most keys in one `BatchGetItem` (DynamoDB's limit).
 pub const BATCH_GET_MAX: usize = 100;
-/// `BatchWriteItem` calls in flight at once when reserving upload slots.
-pub const RESERVE_CONCURRENCY: usize = 8;
+/// Write calls in flight at once: `BatchWriteItem`s of upload slots, `PutItem`s of final records.
+pub const WRITE_CONCURRENCY: usize = 8;
 /// Calls of one batch group before its unprocessed items are given up on.
 const BATCH_ATTEMPTS: u32 = 8;
 
@@ -261,7 +261,7 @@ impl MetadataStore for DynamoMetadataStore {
         }
     }
 
-    /// [`BATCH_WRITE_MAX`] slots per `BatchWriteItem`, [`RESERVE_CONCURRENCY`] calls at once, each
+    /// [`BATCH_WRITE_MAX`] slots per `BatchWriteItem`, [`WRITE_CONCURRENCY`] calls at once, each
     /// call's `UnprocessedItems` retried: 1,000 slots take 40 calls, not 1,000 `PutItem`s one after
     /// another inside API Gateway's 30 s.
     async fn reserve(&self, slots: &[MetadataRecord]) -> Result<(), MetadataError> {
@@ -271,7 +271,7 @@ impl MetadataStore for DynamoMetadataStore {
         // The futures are made first: a closure inside the stream would not be `Send` for
         // `async_trait` (a higher-ranked lifetime the compiler cannot prove).
         let groups: Vec<_> = slots.chunks(BATCH_WRITE_MAX).map(|group| self.batch_put(group)).collect();
-        let mut calls = stream::iter(groups).buffer_unordered(RESERVE_CONCURRENCY);
+        let mut calls = stream::iter(groups).buffer_unordered(WRITE_CONCURRENCY);
         while let Some(written) = calls.next().await {
             written?;
         }
@@ -347,25 +347,24 @@ impl MetadataStore for DynamoMetadataStore {
         }
     }
 
-    /// Outcomes the image itself decides (DONE, or FAILED for what the bytes are) are written
-    /// with `BatchWriteItem`, 25 at a time: any two attempts on the same bytes agree on them.
-    /// FAILED `internal` (the infrastructure's fault, which a later attempt may undo) is a
-    /// conditional put that never replaces a final record. A batch cannot carry conditions, so
-    /// this is how "a final record is never overwritten" holds where it can matter. Items are
-    /// written whole and without `expires_at`, so the table's TTL never deletes a final record.
+    /// One conditional `PutItem` per record, [`WRITE_CONCURRENCY`] at once, that never replaces
+    /// a final record. Not `BatchWriteItem`, which takes no condition: two attempts finishing one
+    /// image together (Express and S3 events are at-least-once) would rewrite a final record with
+    /// another attempt count and other timings, and a late write could bring back a record that
+    /// was meant to be gone (`tests/aws_stack.rs` watches for it). The write units are the same:
+    /// one per item either way. Items are written whole and without `expires_at`, so the table's
+    /// TTL never deletes a final record.
     async fn finish(&self, records: &[MetadataRecord]) -> Result<(), MetadataError> {
         if let Some(record) = records.iter().find(|r| !r.status.is_final()) {
             return Err(MetadataError::Conflict { id: record.id, to: record.status });
         }
-        let (guarded, decided): (Vec<_>, Vec<_>) = records
-            .iter()
-            .map(|r| MetadataRecord { expires_at: None, ..r.clone() })
-            .partition(|r| r.error.as_ref().is_some_and(|e| e.kind == ErrorKind::Internal));
-        for group in decided.chunks(BATCH_WRITE_MAX) {
-            self.batch_put(group).await?;
-        }
-        for record in &guarded {
-            self.put_if(record, STARTABLE, startable_values()).await?;
+        let records: Vec<MetadataRecord> =
+            records.iter().map(|r| MetadataRecord { expires_at: None, ..r.clone() }).collect();
+        let puts: Vec<_> = records.iter().map(|r| self.put_if(r, STARTABLE, startable_values())).collect();
+        let mut puts = stream::iter(puts).buffer_unordered(WRITE_CONCURRENCY);
+        while let Some(written) = puts.next().await {
+            // `false`: another attempt finished the image first; its record stays.
+            written?;
         }
         Ok(())
     }
