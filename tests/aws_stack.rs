@@ -635,7 +635,8 @@ async fn the_sweeper_redrives_stuck_records_through_the_queue_then_fails_them() 
     let now = now_ms();
     let record = |created_ms: u64| {
         let id = ImageId::generate();
-        let source = Source { key: id.original_key("jpg"), bytes: 3, etag: "e".into(), content_type: "image/jpeg".into() };
+        let source =
+            Source { key: id.original_key("jpg"), bytes: 3, etag: "e".into(), content_type: "image/jpeg".into() };
         MetadataRecord::pending(id, source, "default".into(), created_ms)
     };
     let lost_execution = record(now - 40 * minute);
@@ -654,7 +655,10 @@ async fn the_sweeper_redrives_stuck_records_through_the_queue_then_fails_them() 
         else {
             panic!("not started")
         };
-        let end = MetadataRecord { error: (status == Status::Failed).then(|| imgpipe_core::ImageError::corrupt("x")), ..begun };
+        let end = MetadataRecord {
+            error: (status == Status::Failed).then(|| imgpipe_core::ImageError::corrupt("x")),
+            ..begun
+        };
         stack.metadata.finish(&[end.finished(status, now - 49 * minute)]).await.unwrap();
     }
     let metadata = &stack.metadata;
@@ -677,7 +681,9 @@ async fn the_sweeper_redrives_stuck_records_through_the_queue_then_fails_them() 
     assert_eq!((a.stuck, b.stuck), (2, 2));
     assert_eq!((a.redriven + b.redriven, a.moved_on + b.moved_on, a.failed + b.failed), (2, 2, 0), "{a:?} {b:?}");
     let mut messages = Vec::new();
-    while let Some(more) = Some(stack.queue.receive(10, Duration::from_secs(60)).await.unwrap()).filter(|m| !m.is_empty()) {
+    while let Some(more) =
+        Some(stack.queue.receive(10, Duration::from_secs(60)).await.unwrap()).filter(|m| !m.is_empty())
+    {
         messages.extend(more);
     }
     let redriven: Vec<Redrive> = messages

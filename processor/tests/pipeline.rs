@@ -71,7 +71,8 @@ async fn a_chunk_ends_each_image_done_or_failed_with_its_renditions_stored() {
     let broken = upload(&stack, support::fixture("gradients-rgb8.png")[..4000].to_vec()).await;
     let not_image = upload(&stack, b"hello".to_vec()).await;
     let service = service(stack.backend.objects.clone(), &stack);
-    let input = ChunkInput { batch_id: "b".into(), attempt: 0, images: vec![good.clone(), broken.clone(), not_image.clone()] };
+    let input =
+        ChunkInput { batch_id: "b".into(), attempt: 0, images: vec![good.clone(), broken.clone(), not_image.clone()] };
     let output = service.process(&input).await.unwrap();
     let statuses: Vec<_> = output.results.iter().map(|r| (r.id, r.status, r.error.as_ref().map(|e| e.kind))).collect();
     assert_eq!(
