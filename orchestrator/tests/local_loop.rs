@@ -128,7 +128,7 @@ async fn events_without_a_record_are_retried_then_dead_lettered_and_a_late_recor
     let record = MetadataRecord::pending(late, source, "default".into(), 1);
     backend
         .metadata
-        .reserve(&MetadataRecord { status: imgpipe_core::seams::Status::AwaitingUpload, ..record })
+        .reserve(&[MetadataRecord { status: imgpipe_core::seams::Status::AwaitingUpload, ..record }])
         .await
         .unwrap();
     run_for(&backend, starter.clone(), config, Duration::from_millis(1500)).await;
