@@ -40,6 +40,7 @@ ROLES = {
         (["s3:GetObject"], ["!Sub ${ProcessedBucket.Arn}/processed/*"]),
         (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
          [TABLE, "!Sub ${MetadataTable.Arn}/index/by-status"]),
+        (["dynamodb:BatchWriteItem"], [TABLE]),
         (["secretsmanager:GetSecretValue"], ["!Ref ApiKeySecret"]),
         (["s3:GetObject"], [CONFIG_OBJECTS]),
     ]),
@@ -56,7 +57,7 @@ ROLES = {
         (["s3:GetObject"], ["!Sub ${OriginalsBucket.Arn}/originals/*"]),
         (["s3:PutObject"], ["!Sub ${ProcessedBucket.Arn}/processed/*"]),
         (["s3:GetObject"], [CONFIG_OBJECTS]),
-        (["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [TABLE]),
+        (["dynamodb:PutItem", "dynamodb:UpdateItem"], [TABLE]),
     ]),
     # Lists open records through the status index, counts sweeps with conditional updates, and
     # re-drives through the ingest queue: no GetItem, no Scan, no PutItem.
