@@ -620,118 +620,106 @@ async fn a_group_that_does_not_start_is_redelivered_and_poison_reaches_the_dead_
     assert_eq!(stack.queue.stats().await.unwrap(), QueueStats { visible: 0, in_flight: 0, dead: 1 });
 }
 
-/// The sweeper on the emulated stack: an execution that never finished (a record left
-/// PROCESSING with an old start) and an event that never came (one left PENDING) are re-driven
-/// through the ingest queue as one re-drive message, which the orchestrator handler starts as a
-/// workflow carrying the attempt; two sweeps at once count once; with the budget spent they end
-/// FAILED `internal` with the reason; fresh open records and DONE/FAILED ones are never touched.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sweeper_redrives_stuck_records_through_the_queue_then_fails_them() {
-    use imgpipe_core::event::{Notification, Redrive};
-    use imgpipe_core::policy::SWEEP;
-    use orchestrator::sweep::Sweeper;
+/// At-least-once, at the same moment: Express does not deduplicate executions by name, so one
+/// batch may run twice at once (a redelivered message), and each chunk may reach two processors
+/// together (two warm instances). The conditional `begin`, final records never overwritten and
+/// deterministic keys make that harmless: one final record per image, the renditions a single
+/// run of the kernel makes, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_batch_run_twice_at_once_ends_each_image_once_with_identical_renditions() {
     let stack = Stack::create().await;
-    let minute = 60_000;
-    let now = now_ms();
-    let record = |created_ms: u64| {
-        let id = ImageId::generate();
-        let source =
-            Source { key: id.original_key("jpg"), bytes: 3, etag: "e".into(), content_type: "image/jpeg".into() };
-        MetadataRecord::pending(id, source, "default".into(), created_ms)
-    };
-    let lost_execution = record(now - 40 * minute);
-    let lost_event = record(now - 31 * minute);
-    let fresh_pending = record(now - 5 * minute);
-    let fresh_processing = record(now - 40 * minute);
-    let done = record(now - 60 * minute);
-    let failed = record(now - 60 * minute);
-    for r in [&lost_execution, &lost_event, &fresh_pending, &fresh_processing, &done, &failed] {
-        stack.metadata.accept(r, "").await.unwrap();
-    }
-    stack.metadata.begin(lost_execution.id, now - 11 * minute).await.unwrap();
-    stack.metadata.begin(fresh_processing.id, now - 2 * minute).await.unwrap();
-    for (r, status) in [(&done, Status::Done), (&failed, Status::Failed)] {
-        let imgpipe_core::ports::Begin::Started(begun) = stack.metadata.begin(r.id, now - 50 * minute).await.unwrap()
-        else {
-            panic!("not started")
-        };
-        let end = MetadataRecord {
-            error: (status == Status::Failed).then(|| imgpipe_core::ImageError::corrupt("x")),
-            ..begun
-        };
-        stack.metadata.finish(&[end.finished(status, now - 49 * minute)]).await.unwrap();
-    }
-    let metadata = &stack.metadata;
-    let untouched = |ids: [ImageId; 4]| async move {
-        let mut got = Vec::new();
-        for id in ids {
-            got.push(metadata.get(id).await.unwrap().unwrap());
-        }
-        got
-    };
-    let others = [fresh_pending.id, fresh_processing.id, done.id, failed.id];
-    let before = untouched(others).await;
-    let bucket = stack.originals.bucket().to_owned();
-    let sweeper = Sweeper::new(&stack.metadata, &stack.queue, bucket.clone(), SWEEP);
-    let stuck_keys: BTreeSet<String> = [&lost_execution, &lost_event].iter().map(|r| r.source.key.clone()).collect();
+    let api = stack.serve_ingest().await;
+    let client = reqwest::Client::new();
+    let photo = photo();
+    let good = [upload_direct(&client, &api, photo.clone()).await, upload_direct(&client, &api, photo.clone()).await];
+    let corrupt = upload_direct(&client, &api, photo[..photo.len() / 3].to_vec()).await;
+    let messages = stack.receive_events(3).await;
 
-    // Sweep 1, twice at once: one count per record, one re-drive message between them.
-    let (a, b) = tokio::join!(sweeper.run(now), sweeper.run(now));
-    let (a, b) = (a.unwrap(), b.unwrap());
-    assert_eq!((a.stuck, b.stuck), (2, 2));
-    assert_eq!((a.redriven + b.redriven, a.moved_on + b.moved_on, a.failed + b.failed), (2, 2, 0), "{a:?} {b:?}");
-    let mut messages = Vec::new();
-    while let Some(more) =
-        Some(stack.queue.receive(10, Duration::from_secs(60)).await.unwrap()).filter(|m| !m.is_empty())
-    {
-        messages.extend(more);
-    }
-    let redriven: Vec<Redrive> = messages
-        .iter()
-        .filter_map(|m| match Notification::parse(&m.body) {
-            Ok(Notification::Redrive(r)) => Some(r),
-            _ => None,
-        })
-        .collect();
-    let keys: BTreeSet<String> = redriven.iter().flat_map(|r| r.images.iter().map(|o| o.key.clone())).collect();
-    assert_eq!(keys, stuck_keys, "each stuck record re-driven once through the queue");
-    assert!(redriven.iter().all(|r| r.attempt == 1 && r.images.iter().all(|o| o.bucket == bucket)));
-    for r in [&lost_execution, &lost_event] {
-        let swept = stack.metadata.get(r.id).await.unwrap().unwrap();
-        assert_eq!(swept.sweeps, 1);
-        assert!(!swept.status.is_final(), "a re-drive fails nothing");
-    }
-
-    // The orchestrator handler starts the re-drive as a workflow carrying its attempt.
-    let workflows = SfnWorkflows::new(&stack.config, &stack.state_machine_arn);
-    let redrives: Vec<Message> = messages.into_iter().filter(|m| m.body.contains("imgpipe_redrive")).collect();
-    assert!(deliver(&stack, &workflows, &redrives).await.batch_item_failures.is_empty());
+    // The orchestrator's grouping, started twice at once under two names, as AWS allows.
+    let plan = orchestrator::group::group(messages.iter().map(|m| m.body.as_str()));
+    assert_eq!(plan.workflows.len(), 1, "{plan:?}");
+    let input = serde_json::to_string(&plan.workflows[0].input).unwrap();
+    let sfn = aws_sdk_sfn::Client::new(&stack.config);
+    let start = |name: String| {
+        sfn.start_execution().state_machine_arn(&stack.state_machine_arn).name(name).input(&input).send()
+    };
+    let batch = &plan.workflows[0].input.batch_id;
+    let (first, second) = tokio::join!(start(batch.clone()), start(format!("{batch}-again")));
+    first.unwrap();
+    second.unwrap();
     let outputs = stack.execution_outputs().await;
-    assert_eq!(outputs.len(), 1);
-    // moto's Lambda echoes the processor's input: the chunk carries the attempt.
-    let chunk: ChunkInput = serde_json::from_value(outputs[0][0].clone()).unwrap();
-    assert_eq!(chunk.attempt, 1);
-    assert!(chunk.batch_id.ends_with("-r1"), "{}", chunk.batch_id);
-    assert_eq!(chunk.images.iter().map(|o| o.key.clone()).collect::<BTreeSet<_>>(), stuck_keys);
+    assert_eq!(outputs.len(), 2, "both executions ran");
 
-    // Nobody processes them (moto's Lambda only echoes): each later sweep re-drives again, up
-    // to the budget, then fails them with the reason.
-    for sweep in 2..=SWEEP.max_sweeps {
-        let report = sweeper.run(now).await.unwrap();
-        assert_eq!((report.redriven, report.failed), (2, 0), "sweep {sweep}");
+    // Every chunk payload of both executions, each on two processors (two warm instances with
+    // their own pools), all at once.
+    let (one, two) = (stack.chunk_service(), stack.chunk_service());
+    let payloads: Vec<ChunkInput> = outputs
+        .iter()
+        .flat_map(|output| output.as_array().unwrap().iter())
+        .map(|payload| serde_json::from_value(payload.clone()).unwrap())
+        .collect();
+    let runs = payloads.iter().flat_map(|input| {
+        [processor::lambda::handle(&one, input.clone()), processor::lambda::handle(&two, input.clone())]
+    });
+    // Meanwhile a reader watches every record: once final, a record never reads otherwise (a
+    // late `begin` must not move it back to PROCESSING, a late `finish` must not rewrite it).
+    let ids: Vec<ImageId> = good.iter().copied().chain([corrupt]).collect();
+    let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = tokio::spawn({
+        let (metadata, ids, watching) = (stack.metadata.clone(), ids.clone(), watching.clone());
+        async move {
+            let mut first_final: BTreeMap<ImageId, MetadataRecord> = BTreeMap::new();
+            let mut reads = 0;
+            while watching.load(std::sync::atomic::Ordering::Relaxed) {
+                for &id in &ids {
+                    let Some(record) = metadata.get(id).await.unwrap() else { continue };
+                    reads += 1;
+                    match first_final.get(&id) {
+                        Some(before) => assert_eq!(&record, before, "a final record changed"),
+                        None if record.status.is_final() => drop(first_final.insert(id, record)),
+                        None => {}
+                    }
+                }
+            }
+            reads
+        }
+    });
+    let answers = futures_util::future::try_join_all(runs).await.unwrap();
+    watching.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert!(watcher.await.unwrap() > 0, "the watcher read records while the processors ran");
+    assert_eq!(answers.len(), 4, "one chunk, two executions, two processors each");
+
+    // Every invocation reports the same final outcome for every image.
+    let expected: BTreeMap<ImageId, Status> =
+        good.iter().map(|&id| (id, Status::Done)).chain([(corrupt, Status::Failed)]).collect();
+    for answer in &answers {
+        let seen: BTreeMap<ImageId, Status> = answer.results.iter().map(|r| (r.id, r.status)).collect();
+        assert_eq!(seen, expected);
     }
-    let last = sweeper.run(now).await.unwrap();
-    assert_eq!((last.redriven, last.failed), (0, 2));
-    for (r, status) in [(&lost_execution, "PROCESSING"), (&lost_event, "PENDING")] {
-        let end = stack.metadata.get(r.id).await.unwrap().unwrap();
-        assert_eq!(end.status, Status::Failed);
-        let error = end.error.unwrap();
-        assert_eq!(error.kind, ErrorKind::Internal);
-        assert_eq!(error.message, format!("stuck in {status} after {} re-drives", SWEEP.max_sweeps));
-        assert_eq!(end.finished_ms, Some(now));
+    let page = stack.metadata.list(None, None, 100).await.unwrap();
+    assert_eq!(page.records.len(), 3, "one record per image");
+    let failed = stack.metadata.get(corrupt).await.unwrap().unwrap();
+    assert_eq!(failed.error.as_ref().map(|e| e.kind), Some(ErrorKind::Corrupt), "{failed:?}");
+
+    // The renditions stored are those of one run of the kernel on the same bytes.
+    let recipe = processor::Recipe::new(
+        PresetCatalog::builtin().get(imgpipe_core::preset::DEFAULT_PRESET).unwrap().clone(),
+        |logo| std::fs::read(logo),
+    )
+    .unwrap();
+    let reference = processor::process(&photo, &recipe, &Limits::default()).unwrap();
+    for &id in &good {
+        let record = stack.metadata.get(id).await.unwrap().unwrap();
+        assert_eq!(record.status, Status::Done);
+        assert!((1..=4).contains(&record.attempts), "{record:?}");
+        assert_eq!(record.renditions.len(), reference.renditions.len());
+        for (stored, made) in record.renditions.iter().zip(&reference.renditions) {
+            assert_eq!(stored.name, made.name);
+            let (bytes, _) = stack.processed.get(&stored.key).await.unwrap();
+            assert!(bytes == made.bytes, "{} differs from a single run's {}", stored.key, made.name);
+            assert_eq!(stored.bytes, made.bytes.len() as u64);
+        }
     }
-    assert_eq!(sweeper.run(now).await.unwrap(), orchestrator::sweep::SweepReport::default(), "nothing left");
-    assert_eq!(untouched(others).await, before, "fresh open records and final ones are never touched");
 }
 
 /// On Lambda the orchestrator and the processor write what they recorded as CloudWatch
@@ -859,4 +847,118 @@ fn emf_metrics(log: &[u8], request_id: &str) -> BTreeMap<MetricKey, (&'static st
         }
     }
     metrics
+}
+
+/// The sweeper on the emulated stack: an execution that never finished (a record left
+/// PROCESSING with an old start) and an event that never came (one left PENDING) are re-driven
+/// through the ingest queue as one re-drive message, which the orchestrator handler starts as a
+/// workflow carrying the attempt; two sweeps at once count once; with the budget spent they end
+/// FAILED `internal` with the reason; fresh open records and DONE/FAILED ones are never touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_redrives_stuck_records_through_the_queue_then_fails_them() {
+    use imgpipe_core::event::{Notification, Redrive};
+    use imgpipe_core::policy::SWEEP;
+    use orchestrator::sweep::Sweeper;
+    let stack = Stack::create().await;
+    let minute = 60_000;
+    let now = now_ms();
+    let record = |created_ms: u64| {
+        let id = ImageId::generate();
+        let source =
+            Source { key: id.original_key("jpg"), bytes: 3, etag: "e".into(), content_type: "image/jpeg".into() };
+        MetadataRecord::pending(id, source, "default".into(), created_ms)
+    };
+    let lost_execution = record(now - 40 * minute);
+    let lost_event = record(now - 31 * minute);
+    let fresh_pending = record(now - 5 * minute);
+    let fresh_processing = record(now - 40 * minute);
+    let done = record(now - 60 * minute);
+    let failed = record(now - 60 * minute);
+    for r in [&lost_execution, &lost_event, &fresh_pending, &fresh_processing, &done, &failed] {
+        stack.metadata.accept(r, "").await.unwrap();
+    }
+    stack.metadata.begin(lost_execution.id, now - 11 * minute).await.unwrap();
+    stack.metadata.begin(fresh_processing.id, now - 2 * minute).await.unwrap();
+    for (r, status) in [(&done, Status::Done), (&failed, Status::Failed)] {
+        let imgpipe_core::ports::Begin::Started(begun) = stack.metadata.begin(r.id, now - 50 * minute).await.unwrap()
+        else {
+            panic!("not started")
+        };
+        let end = MetadataRecord {
+            error: (status == Status::Failed).then(|| imgpipe_core::ImageError::corrupt("x")),
+            ..begun
+        };
+        stack.metadata.finish(&[end.finished(status, now - 49 * minute)]).await.unwrap();
+    }
+    let metadata = &stack.metadata;
+    let untouched = |ids: [ImageId; 4]| async move {
+        let mut got = Vec::new();
+        for id in ids {
+            got.push(metadata.get(id).await.unwrap().unwrap());
+        }
+        got
+    };
+    let others = [fresh_pending.id, fresh_processing.id, done.id, failed.id];
+    let before = untouched(others).await;
+    let bucket = stack.originals.bucket().to_owned();
+    let sweeper = Sweeper::new(&stack.metadata, &stack.queue, bucket.clone(), SWEEP);
+    let stuck_keys: BTreeSet<String> = [&lost_execution, &lost_event].iter().map(|r| r.source.key.clone()).collect();
+
+    // Sweep 1, twice at once: one count per record, one re-drive message between them.
+    let (a, b) = tokio::join!(sweeper.run(now), sweeper.run(now));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!((a.stuck, b.stuck), (2, 2));
+    assert_eq!((a.redriven + b.redriven, a.moved_on + b.moved_on, a.failed + b.failed), (2, 2, 0), "{a:?} {b:?}");
+    let mut messages = Vec::new();
+    while let Some(more) =
+        Some(stack.queue.receive(10, Duration::from_secs(60)).await.unwrap()).filter(|m| !m.is_empty())
+    {
+        messages.extend(more);
+    }
+    let redriven: Vec<Redrive> = messages
+        .iter()
+        .filter_map(|m| match Notification::parse(&m.body) {
+            Ok(Notification::Redrive(r)) => Some(r),
+            _ => None,
+        })
+        .collect();
+    let keys: BTreeSet<String> = redriven.iter().flat_map(|r| r.images.iter().map(|o| o.key.clone())).collect();
+    assert_eq!(keys, stuck_keys, "each stuck record re-driven once through the queue");
+    assert!(redriven.iter().all(|r| r.attempt == 1 && r.images.iter().all(|o| o.bucket == bucket)));
+    for r in [&lost_execution, &lost_event] {
+        let swept = stack.metadata.get(r.id).await.unwrap().unwrap();
+        assert_eq!(swept.sweeps, 1);
+        assert!(!swept.status.is_final(), "a re-drive fails nothing");
+    }
+
+    // The orchestrator handler starts the re-drive as a workflow carrying its attempt.
+    let workflows = SfnWorkflows::new(&stack.config, &stack.state_machine_arn);
+    let redrives: Vec<Message> = messages.into_iter().filter(|m| m.body.contains("imgpipe_redrive")).collect();
+    assert!(deliver(&stack, &workflows, &redrives).await.batch_item_failures.is_empty());
+    let outputs = stack.execution_outputs().await;
+    assert_eq!(outputs.len(), 1);
+    // moto's Lambda echoes the processor's input: the chunk carries the attempt.
+    let chunk: ChunkInput = serde_json::from_value(outputs[0][0].clone()).unwrap();
+    assert_eq!(chunk.attempt, 1);
+    assert!(chunk.batch_id.ends_with("-r1"), "{}", chunk.batch_id);
+    assert_eq!(chunk.images.iter().map(|o| o.key.clone()).collect::<BTreeSet<_>>(), stuck_keys);
+
+    // Nobody processes them (moto's Lambda only echoes): each later sweep re-drives again, up
+    // to the budget, then fails them with the reason.
+    for sweep in 2..=SWEEP.max_sweeps {
+        let report = sweeper.run(now).await.unwrap();
+        assert_eq!((report.redriven, report.failed), (2, 0), "sweep {sweep}");
+    }
+    let last = sweeper.run(now).await.unwrap();
+    assert_eq!((last.redriven, last.failed), (0, 2));
+    for (r, status) in [(&lost_execution, "PROCESSING"), (&lost_event, "PENDING")] {
+        let end = stack.metadata.get(r.id).await.unwrap().unwrap();
+        assert_eq!(end.status, Status::Failed);
+        let error = end.error.unwrap();
+        assert_eq!(error.kind, ErrorKind::Internal);
+        assert_eq!(error.message, format!("stuck in {status} after {} re-drives", SWEEP.max_sweeps));
+        assert_eq!(end.finished_ms, Some(now));
+    }
+    assert_eq!(sweeper.run(now).await.unwrap(), orchestrator::sweep::SweepReport::default(), "nothing left");
+    assert_eq!(untouched(others).await, before, "fresh open records and final ones are never touched");
 }
