@@ -44,17 +44,6 @@ watermark = { text = "imgpipe", position = "top-left", opacity = 1.0, scale = 0.
 renditions = [{ name = "card", width = 200, format = "jpeg", quality = 70, watermark = true }]
 "##;
 
-fn moto_url() -> String {
-    std::env::var("IMGPIPE_MOTO_URL").expect(
-        "IMGPIPE_MOTO_URL is not set: this test needs a moto server; run ./scripts/test, or start one with \
-         ./scripts/moto-server and export the URL it prints",
-    )
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", ulid::Ulid::generate().to_string().to_lowercase())
-}
-
 fn png(image: &RgbaImage) -> Vec<u8> {
     let mut bytes = Cursor::new(Vec::new());
     image.write_to(&mut bytes, ImageFormat::Png).unwrap();
@@ -81,12 +70,13 @@ struct Stack {
 
 impl Stack {
     async fn create() -> Stack {
-        let config = emulator::config(&moto_url()).await;
-        let names = [unique("config"), unique("originals"), unique("processed")];
+        let config = emulator::config(&emulator::url_from_env()).await;
+        let names =
+            [emulator::unique_name("config"), emulator::unique_name("originals"), emulator::unique_name("processed")];
         for name in &names {
             emulator::create_bucket(&config, name).await.unwrap();
         }
-        let table = unique("records");
+        let table = emulator::unique_name("records");
         emulator::create_table(&config, &table).await.unwrap();
         let [config_bucket, originals, processed] = names.map(|name| S3ObjectStore::new(&config, name));
         Stack { config_bucket, originals, processed, metadata: DynamoMetadataStore::new(&config, table) }
@@ -143,7 +133,8 @@ impl Stack {
             let info = self.originals.head(&record.source.key).await.unwrap();
             images.push(json!({"bucket": self.originals.bucket(), "key": record.source.key, "size": info.size, "etag": info.etag}));
         }
-        let input: ChunkInput = serde_json::from_value(json!({"batch_id": unique("batch"), "images": images})).unwrap();
+        let input: ChunkInput =
+            serde_json::from_value(json!({"batch_id": emulator::unique_name("batch"), "images": images})).unwrap();
         let output = service.process(&input).await.unwrap();
         for outcome in &output.results {
             assert_eq!(outcome.status, Status::Done, "{outcome:?}");

@@ -37,17 +37,6 @@ const API_KEY: &str = "stack-test-key";
 /// moto's Lambda echoes its input; any function ARN will do.
 const PROCESSOR_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:processor";
 
-fn moto_url() -> String {
-    std::env::var("IMGPIPE_MOTO_URL").expect(
-        "IMGPIPE_MOTO_URL is not set: this test needs a moto server; run ./scripts/test, or start one with \
-         ./scripts/moto-server and export the URL it prints",
-    )
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", ulid::Ulid::generate().to_string().to_lowercase())
-}
-
 fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
 }
@@ -103,14 +92,20 @@ struct Stack {
 impl Stack {
     async fn create() -> Stack {
         let declared = declared();
-        let config = emulator::config(&moto_url()).await;
-        let (originals, processed, table) = (unique("originals"), unique("processed"), unique("records"));
+        let config = emulator::config(&emulator::url_from_env()).await;
+        let (originals, processed, table) =
+            (emulator::unique_name("originals"), emulator::unique_name("processed"), emulator::unique_name("records"));
         emulator::create_bucket(&config, &originals).await.unwrap();
         emulator::create_bucket(&config, &processed).await.unwrap();
         emulator::create_table(&config, &table).await.unwrap();
-        let queues = emulator::create_queues(&config, &unique("ingest"), declared.visibility, declared.max_receives)
-            .await
-            .unwrap();
+        let queues = emulator::create_queues(
+            &config,
+            &emulator::unique_name("ingest"),
+            declared.visibility,
+            declared.max_receives,
+        )
+        .await
+        .unwrap();
         emulator::notify_queue(&config, &originals, &queues.arn, &declared.notify_prefix).await.unwrap();
         let definition = declared
             .definition
@@ -120,7 +115,7 @@ impl Stack {
         let sfn = aws_sdk_sfn::Client::new(&config);
         let machine = sfn
             .create_state_machine()
-            .name(unique("process-images"))
+            .name(emulator::unique_name("process-images"))
             .definition(definition)
             .role_arn("arn:aws:iam::123456789012:role/state-machine")
             .r#type(aws_sdk_sfn::types::StateMachineType::Express)
@@ -294,7 +289,7 @@ async fn upload_presigned(client: &reqwest::Client, api: &str, files: &[Vec<u8>]
     let mut ids = Vec::new();
     for (upload, file) in body["uploads"].as_array().unwrap().iter().zip(files) {
         let url = upload["url"].as_str().unwrap();
-        assert!(url.starts_with(&moto_url()), "a presigned S3 URL: {url}");
+        assert!(url.starts_with(&emulator::url_from_env()), "a presigned S3 URL: {url}");
         // S3 refuses a PUT of another size or type, after the upload slot expired, or without
         // `If-None-Match: *` (signed: moto checks no signature, so the URL is checked here).
         assert!(url.contains("X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bif-none-match"), "{url}");
@@ -375,7 +370,7 @@ async fn uploads_flow_through_queue_state_machine_and_processor_exactly_once() {
     let response =
         client.get(format!("{api}/v1/images/{}/renditions/thumb", good[0])).bearer_auth(API_KEY).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert!(response.url().as_str().starts_with(&moto_url()), "served by S3: {}", response.url());
+    assert!(response.url().as_str().starts_with(&emulator::url_from_env()), "served by S3: {}", response.url());
     let thumb = image::load_from_memory(&response.bytes().await.unwrap()).unwrap();
     assert_eq!((thumb.width(), thumb.height()), (256, 256));
     for (id, kind) in [(corrupt, ErrorKind::Corrupt), (unsupported, ErrorKind::Unsupported)] {

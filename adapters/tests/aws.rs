@@ -10,25 +10,12 @@ use faults::{Fault, Faults};
 use imgpipe_core::ports::{MetadataStore, ObjectMeta, ObjectStore};
 use std::time::Duration;
 
-/// The moto server the test command started.
-fn moto_url() -> String {
-    std::env::var("IMGPIPE_MOTO_URL").expect(
-        "IMGPIPE_MOTO_URL is not set: these tests need a moto server; run ./scripts/test, or start one with \
-         ./scripts/moto-server and export the URL it prints",
-    )
-}
-
-/// A name no other test uses (S3 bucket rules: lowercase, digits, dashes).
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", ulid::Ulid::generate().to_string().to_lowercase())
-}
-
 async fn config() -> SdkConfig {
-    emulator::config(&moto_url()).await
+    emulator::config(&emulator::url_from_env()).await
 }
 
 async fn objects_with(config: &SdkConfig) -> S3ObjectStore {
-    let bucket = unique("objects");
+    let bucket = emulator::unique_name("objects");
     emulator::create_bucket(config, &bucket).await.unwrap();
     S3ObjectStore::new(config, bucket)
 }
@@ -40,7 +27,9 @@ async fn objects() -> S3ObjectStore {
 async fn queue_with(max_receives: u32) -> SqsQueue {
     let config = config().await;
     let queues =
-        emulator::create_queues(&config, &unique("queue"), Duration::from_secs(30), max_receives).await.unwrap();
+        emulator::create_queues(&config, &emulator::unique_name("queue"), Duration::from_secs(30), max_receives)
+            .await
+            .unwrap();
     SqsQueue::new(&config, queues.url, Some(queues.dead_letter_url))
 }
 
@@ -50,7 +39,7 @@ async fn queue() -> SqsQueue {
 
 async fn metadata() -> DynamoMetadataStore {
     let config = config().await;
-    let table = unique("records");
+    let table = emulator::unique_name("records");
     emulator::create_table(&config, &table).await.unwrap();
     DynamoMetadataStore::new(&config, table)
 }
@@ -90,7 +79,7 @@ async fn queue_dead_letters_after_max_receives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn final_records_survive_dynamodb_ttl() {
     let config = config().await;
-    let table = unique("records");
+    let table = emulator::unique_name("records");
     emulator::create_table(&config, &table).await.unwrap();
     let store = DynamoMetadataStore::new(&config, &table);
     conformance::metadata::final_records_survive_expiry(&store, |now| {
@@ -132,7 +121,7 @@ async fn throttled_and_slowed_calls_that_outlast_the_retries_are_retryable_error
 async fn final_records_are_written_through_throttling_and_never_rewritten() {
     let faults = Faults::new([Fault::status(400, "ThrottlingException"), Fault::status(500, "InternalServerError")]);
     let config = config().await;
-    let table = unique("records");
+    let table = emulator::unique_name("records");
     emulator::create_table(&config, &table).await.unwrap();
     let plain = DynamoMetadataStore::new(&config, &table);
     let store = DynamoMetadataStore::from_client(faults.dynamodb(&config), table);
@@ -163,7 +152,7 @@ async fn final_records_are_written_through_throttling_and_never_rewritten() {
 async fn a_thousand_slots_are_reserved_in_batches_of_25_with_unprocessed_items_retried() {
     let faults = Faults::new([Fault::Unprocessed, Fault::Unprocessed, Fault::Unprocessed]);
     let config = config().await;
-    let table = unique("records");
+    let table = emulator::unique_name("records");
     emulator::create_table(&config, &table).await.unwrap();
     let store = DynamoMetadataStore::from_client(faults.dynamodb(&config), table);
     let slots: Vec<_> = (0..1000).map(|i| conformance::metadata::awaiting(1_700_000_000_000 + i)).collect();

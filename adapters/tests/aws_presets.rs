@@ -36,17 +36,10 @@ watermark = { text = "hello", position = "top-left" }
 renditions = [{ name = "card", width = 200, format = "jpeg", quality = 70, watermark = true }]
 "##;
 
-fn moto_url() -> String {
-    std::env::var("IMGPIPE_MOTO_URL").expect(
-        "IMGPIPE_MOTO_URL is not set: these tests need a moto server; run ./scripts/test, or start one with \
-         ./scripts/moto-server and export the URL it prints",
-    )
-}
-
 /// A fresh config bucket.
 async fn bucket() -> S3ObjectStore {
-    let config = emulator::config(&moto_url()).await;
-    let name = format!("config-{}", ulid::Ulid::generate().to_string().to_lowercase());
+    let config = emulator::config(&emulator::url_from_env()).await;
+    let name = emulator::unique_name("config");
     emulator::create_bucket(&config, &name).await.unwrap();
     S3ObjectStore::new(&config, name)
 }

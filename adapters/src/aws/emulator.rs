@@ -19,6 +19,26 @@ use std::time::Duration;
 /// Any error of the set-up calls.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// The environment variable that holds the test emulator's URL (`./scripts/test` starts moto
+/// and sets it).
+pub const URL_VAR: &str = "IMGPIPE_MOTO_URL";
+
+/// The emulator the tests use, from [`URL_VAR`]; panics with how to start one (a test without
+/// it must fail, never skip).
+pub fn url_from_env() -> String {
+    std::env::var(URL_VAR).unwrap_or_else(|_| {
+        panic!(
+            "{URL_VAR} is not set: this test needs a moto server; run ./scripts/test, or start one with \
+             ./scripts/moto-server and export the URL it prints"
+        )
+    })
+}
+
+/// A resource name no other test uses: `prefix-<ulid>`, lowercase (S3 bucket rules).
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::generate().to_string().to_lowercase())
+}
+
 /// An SDK configuration for the emulator at `endpoint`: region `us-east-1`, dummy credentials.
 pub async fn config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
