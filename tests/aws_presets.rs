@@ -11,8 +11,7 @@ use image::{ImageFormat, Rgba, RgbaImage};
 use imgpipe_core::ports::{MetadataStore, ObjectMeta, ObjectStore};
 use imgpipe_core::seams::{ChunkInput, ImageId, Status};
 use imgpipe_core::{Limits, OutputFormat};
-use ingest::aws::{S3UploadUrls, catalog, refreshing_presets};
-use ingest::{AppState, IngestConfig};
+use ingest::aws::{catalog, refreshing_presets};
 use processor::chunk::{ChunkConfig, ChunkService, Recipes};
 use serde_json::{Value, json};
 use std::io::Cursor;
@@ -89,19 +88,14 @@ impl Stack {
     /// The ingest's presets and Router as its `main` builds them, on a loopback port.
     async fn serve_ingest(&self, refresh: Duration) -> String {
         let presets = Arc::new(WatchedPresets::open(self.config_bucket.clone(), KEY, refresh, catalog).await.unwrap());
-        let state = AppState {
-            objects: Arc::new(self.originals.clone()),
-            metadata: Arc::new(self.metadata.clone()),
-            queue: None,
-            urls: Arc::new(S3UploadUrls { originals: self.originals.clone(), processed: self.processed.clone() }),
-            presets: presets.live(),
-            metrics: ingest::metrics::Exposition::default(),
-            config: Arc::new(IngestConfig {
-                api_key: Some(API_KEY.into()),
-                bucket: self.originals.bucket().to_owned(),
-                ..IngestConfig::default()
-            }),
-        };
+        let state = ingest::aws::lambda_state(
+            self.originals.clone(),
+            self.processed.clone(),
+            Arc::new(self.metadata.clone()),
+            presets.live(),
+            API_KEY.into(),
+            ingest::metrics::Exposition::default(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let router = refreshing_presets(ingest::router(state), presets);

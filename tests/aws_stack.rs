@@ -24,8 +24,7 @@ use imgpipe_core::ports::{
 use imgpipe_core::record::{MetadataRecord, Source, now_ms};
 use imgpipe_core::seams::{ChunkInput, ImageId, Status};
 use imgpipe_core::{ErrorKind, Limits, PresetCatalog};
-use ingest::aws::S3UploadUrls;
-use ingest::{AppState, IngestConfig};
+use ingest::IngestConfig;
 use processor::chunk::{ChunkConfig, ChunkService, Recipes};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -142,19 +141,17 @@ impl Stack {
 
     /// Serves the ingest Router with `originals` as its object store.
     async fn serve_ingest_with(&self, originals: Arc<dyn ObjectStore>) -> String {
-        let state = AppState {
-            objects: originals,
-            metadata: Arc::new(self.metadata.clone()),
-            queue: None,
-            urls: Arc::new(S3UploadUrls { originals: self.originals.clone(), processed: self.processed.clone() }),
-            presets: PresetCatalog::builtin().into(),
-            metrics: ingest::metrics::Exposition { recorder: Some(ingest::metrics::install()), record_counts: false },
-            config: Arc::new(IngestConfig {
-                api_key: Some(API_KEY.into()),
-                bucket: self.originals.bucket().to_owned(),
-                ..IngestConfig::default()
-            }),
-        };
+        let metrics = ingest::metrics::Exposition { recorder: Some(ingest::metrics::install()), record_counts: false };
+        let mut state = ingest::aws::lambda_state(
+            self.originals.clone(),
+            self.processed.clone(),
+            Arc::new(self.metadata.clone()),
+            PresetCatalog::builtin().into(),
+            API_KEY.into(),
+            metrics,
+        );
+        // What the test puts in front of S3 (e.g. a check that the record came first).
+        state.objects = originals;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, ingest::router(state)).await.unwrap() });

@@ -88,3 +88,29 @@ pub fn refreshing_presets(router: Router, presets: Arc<WatchedPresets<PresetCata
         }
     }))
 }
+
+/// The API's state as the ingest Lambda builds it: originals and renditions in S3 (presigned
+/// URLs both ways), records in DynamoDB, no queue gauges and no record counts (see
+/// [`crate::metrics::Exposition`]). The Lambda `main` and the emulated-stack tests share it.
+pub fn lambda_state(
+    originals: S3ObjectStore,
+    processed: S3ObjectStore,
+    metadata: Arc<dyn imgpipe_core::ports::MetadataStore>,
+    presets: imgpipe_core::Live<PresetCatalog>,
+    api_key: String,
+    metrics: crate::metrics::Exposition,
+) -> crate::AppState {
+    crate::AppState {
+        objects: Arc::new(originals.clone()),
+        metadata,
+        queue: None,
+        config: Arc::new(crate::IngestConfig {
+            api_key: Some(api_key),
+            bucket: originals.bucket().to_owned(),
+            ..crate::IngestConfig::default()
+        }),
+        urls: Arc::new(S3UploadUrls { originals, processed }),
+        presets,
+        metrics,
+    }
+}

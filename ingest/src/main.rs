@@ -2,9 +2,8 @@
 //! and DynamoDB.
 
 use adapters::aws::{DynamoMetadataStore, Env, S3ObjectStore, WatchedPresets, sdk_config, vars};
-use ingest::aws::{S3UploadUrls, api_key, catalog, refreshing_presets};
+use ingest::aws::{api_key, catalog, lambda_state, refreshing_presets};
 use ingest::metrics::Exposition;
-use ingest::{AppState, IngestConfig};
 use lambda_http::{Error, tracing};
 use std::sync::Arc;
 
@@ -17,20 +16,9 @@ async fn main() -> Result<(), Error> {
     let metadata = DynamoMetadataStore::new(&config, Env.require(vars::METADATA_TABLE)?);
     let key = api_key(&config, &Env.require(vars::API_KEY_SECRET_ARN)?).await?;
     let presets = Arc::new(WatchedPresets::from_env(&config, catalog).await?);
-    let state = AppState {
-        objects: Arc::new(originals.clone()),
-        metadata: Arc::new(metadata),
-        queue: None,
-        urls: Arc::new(S3UploadUrls { originals: originals.clone(), processed }),
-        presets: presets.live(),
-        // This instance's own counters only: the pipeline's numbers are in CloudWatch (EMF from
-        // the other functions), and counting records would read the whole status index.
-        metrics: Exposition { recorder: Some(ingest::metrics::install()), record_counts: false },
-        config: Arc::new(IngestConfig {
-            api_key: Some(key),
-            bucket: originals.bucket().to_owned(),
-            ..IngestConfig::default()
-        }),
-    };
+    // This instance's own counters only: the pipeline's numbers are in CloudWatch (EMF from the
+    // other functions), and counting records would read the whole status index.
+    let metrics = Exposition { recorder: Some(ingest::metrics::install()), record_counts: false };
+    let state = lambda_state(originals, processed, Arc::new(metadata), presets.live(), key, metrics);
     lambda_http::run(refreshing_presets(ingest::router(state), presets)).await
 }
