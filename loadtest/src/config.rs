@@ -171,6 +171,9 @@ pub struct RunConfig {
     pub prices: Prices,
     /// How the deployed stack is shaped, for the cost estimate.
     pub cost_model: CostModel,
+    /// The processor's storage wait per image for the cost estimate, in ms, instead of the
+    /// records' `store` stage (which a local target measures on its disk, not on S3).
+    pub io_ms: Option<f64>,
 }
 
 impl RunConfig {
@@ -196,6 +199,7 @@ impl RunConfig {
             progress: false,
             prices: Prices::default(),
             cost_model: CostModel::default(),
+            io_ms: None,
         }
     }
 

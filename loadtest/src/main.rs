@@ -121,8 +121,19 @@ struct RunArgs {
     #[arg(long)]
     prices: Option<PathBuf>,
     /// Processor Lambda memory in MB for the cost estimate.
-    #[arg(long, default_value_t = 3008)]
+    #[arg(long, default_value_t = 3538)]
     lambda_memory_mb: u32,
+    /// For the cost estimate: the processor's storage wait per image in ms (fetch + rendition
+    /// PUTs) instead of the records' measured `store` stage, e.g. an S3 figure for a local run.
+    #[arg(long)]
+    io_ms: Option<f64>,
+    /// For the cost estimate: rendition downloads per image by clients (an API request, a record
+    /// read, a presigned S3 GET and data transfer out each); 0 = processing only.
+    #[arg(long, default_value_t = 0.0)]
+    downloads_per_image: f64,
+    /// For the cost estimate: bytes of one downloaded rendition [default: the run's mean rendition].
+    #[arg(long)]
+    download_rendition_bytes: Option<f64>,
     /// Never draw progress bars (they are drawn only on a terminal anyway).
     #[arg(long)]
     no_progress: bool,
@@ -250,7 +261,13 @@ impl RunArgs {
             out: Some(self.out),
             progress: !self.no_progress,
             prices,
-            cost_model: CostModel { lambda_memory_mb: self.lambda_memory_mb, ..CostModel::default() },
+            cost_model: CostModel {
+                lambda_memory_mb: self.lambda_memory_mb,
+                downloads_per_image: self.downloads_per_image,
+                download_bytes: self.download_rendition_bytes,
+                ..CostModel::default()
+            },
+            io_ms: self.io_ms,
             ..base
         })
     }
@@ -404,10 +421,16 @@ mod tests {
             "mixed",
             "--drain-timeout",
             "90s",
+            "--downloads-per-image",
+            "2",
+            "--io-ms",
+            "90",
         ])
         .unwrap();
         let Command::Run(args) = cli.command else { panic!("not run") };
         let config = args.config().unwrap();
+        assert_eq!((config.cost_model.downloads_per_image, config.cost_model.download_bytes), (2.0, None));
+        assert_eq!((config.cost_model.lambda_memory_mb, config.io_ms), (3538, Some(90.0)));
         assert_eq!(config.load, Load::Open { rate: 500.0, max_in_flight: 2048 });
         assert_eq!(config.mode, Mode::Mixed);
         assert_eq!(config.drain_timeout, Duration::from_secs(90));

@@ -241,11 +241,19 @@ fn summarize(
         lost_ids,
     };
 
-    // Processing time per image for the cost model: the stage sum of DONE images, or (for a
-    // target that does not report stages) their processing time.
-    let processing_ms = if !timed.is_empty() { stage_mean_ms.total() } else { pipeline.processing.mean_ms };
+    // Per image for the cost model: the kernel stages of DONE images and, apart, their `store`
+    // stage (fetching the original, storing the renditions: time the processor waits, billed at
+    // its memory, not divided among vCPUs); for a target that does not report stages, the
+    // processing time as kernel time and the I/O left to the model. `--io-ms` replaces a
+    // measured I/O that does not stand for S3 (a local run's disk).
+    let (processing_ms, io_ms) = if !timed.is_empty() {
+        (stage_mean_ms.total() - stage_mean_ms.store, stage_mean_ms.store)
+    } else {
+        (pipeline.processing.mean_ms, 0.0)
+    };
     let cost_inputs = CostInputs {
         processing_ms,
+        io_ms: config.io_ms.unwrap_or(io_ms),
         original_bytes: mean(source_bytes as f64, finals),
         rendition_bytes: mean(rendition_bytes as f64, finals),
         renditions: mean(renditions as f64, finals),
