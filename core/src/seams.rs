@@ -17,21 +17,43 @@ impl ImageId {
         ImageId(ulid::Ulid::generate())
     }
 
-    /// The key of the original upload, given its extension.
+    /// A stable 32-bit hash of the id (FNV-1a over its 16 bytes). ULIDs sort by time, so keys
+    /// and index entries named by the id alone all land at the tail of one key range; this
+    /// spreads them: the object keys' prefix ([`ImageId::spread_prefix`]) and the metadata
+    /// index's shard are taken from it.
+    pub fn spread(self) -> u32 {
+        self.0.to_bytes().iter().fold(0x811c_9dc5_u32, |hash, &byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193))
+    }
+
+    /// The four hex digits after `originals/` and `processed/`: 65,536 prefixes, so thousands of
+    /// PUTs per second spread over as many S3 partitions as S3 cares to split them into.
+    pub fn spread_prefix(self) -> String {
+        format!("{:04x}", self.spread() >> 16)
+    }
+
+    /// The key of the original upload, given its extension: `originals/{prefix}/{id}.{ext}`.
     pub fn original_key(self, extension: &str) -> String {
-        format!("originals/{self}.{extension}")
+        format!("originals/{}/{self}.{extension}", self.spread_prefix())
     }
 
-    /// The key of one rendition: deterministic, so a retry overwrites identical bytes.
+    /// The key of one rendition, `processed/{prefix}/{id}/{rendition}.{ext}`: deterministic, so
+    /// a retry overwrites identical bytes.
     pub fn rendition_key(self, rendition: &str, format: OutputFormat) -> String {
-        format!("processed/{self}/{rendition}.{}", format.extension())
+        format!("processed/{}/{self}/{rendition}.{}", self.spread_prefix(), format.extension())
     }
 
-    /// Recovers the id from an `originals/{id}.{ext}` key.
+    /// Recovers the id from an original's key: `originals/{prefix}/{id}.{ext}`, or the
+    /// layout before spread prefixes, `originals/{id}.{ext}`. A prefix that is not the id's
+    /// own is not an original's key.
     pub fn from_original_key(key: &str) -> Option<Self> {
-        let file = key.strip_prefix("originals/")?;
+        let path = key.strip_prefix("originals/")?;
+        let (prefix, file) = match path.split_once('/') {
+            Some((prefix, file)) => (Some(prefix), file),
+            None => (None, path),
+        };
         let stem = file.split_once('.').map_or(file, |(stem, _)| stem);
-        stem.parse().ok()
+        let id: Self = stem.parse().ok()?;
+        prefix.is_none_or(|p| p == id.spread_prefix()).then_some(id)
     }
 }
 
@@ -163,12 +185,39 @@ mod tests {
     #[test]
     fn keys_round_trip_the_id() {
         let id = ImageId::generate();
+        let prefix = id.spread_prefix();
         let key = id.original_key("jpg");
-        assert_eq!(key, format!("originals/{id}.jpg"));
+        assert_eq!(key, format!("originals/{prefix}/{id}.jpg"));
         assert_eq!(ImageId::from_original_key(&key), Some(id));
-        assert_eq!(id.rendition_key("thumb", OutputFormat::Webp), format!("processed/{id}/thumb.webp"));
+        assert_eq!(id.rendition_key("thumb", OutputFormat::Webp), format!("processed/{prefix}/{id}/thumb.webp"));
         assert_eq!(ImageId::from_original_key("processed/x.jpg"), None);
         assert_eq!(ImageId::from_original_key("originals/not-an-id.jpg"), None);
+        assert_eq!(ImageId::from_original_key(&format!("originals/{id}/x.jpg")), None);
+    }
+
+    #[test]
+    fn keys_before_spread_prefixes_still_name_their_id() {
+        let id = ImageId::generate();
+        assert_eq!(ImageId::from_original_key(&format!("originals/{id}.jpg")), Some(id));
+        assert_eq!(ImageId::from_original_key(&format!("originals/{id}")), Some(id));
+        let other = if id.spread_prefix() == "0000" { "0001" } else { "0000" };
+        assert_eq!(ImageId::from_original_key(&format!("originals/{other}/{id}.jpg")), None, "not its prefix");
+    }
+
+    #[test]
+    fn spread_is_stable_and_spreads_ids_of_one_millisecond() {
+        // FNV-1a of 16 zero bytes: a fixed value, so keys never move between releases.
+        assert_eq!(ImageId(ulid::Ulid::nil()).spread(), 0x6969_1905);
+        let ids: Vec<ImageId> = (0..4096).map(|_| ImageId::generate()).collect();
+        let prefixes: std::collections::HashSet<String> = ids.iter().map(|id| id.spread_prefix()).collect();
+        // 4,096 ids over 65,536 prefixes: almost all distinct (about 124 collisions expected).
+        assert!(prefixes.len() > 3800, "{}", prefixes.len());
+        let mut per_shard = [0u32; 32];
+        for id in &ids {
+            per_shard[(id.spread() % 32) as usize] += 1;
+        }
+        // 128 expected per shard; a hash that did not spread would leave some far off.
+        assert!(per_shard.iter().all(|&n| (80..=180).contains(&n)), "{per_shard:?}");
     }
 
     #[test]
