@@ -60,8 +60,10 @@ fn declared() -> Declared {
     let table = resource("MetadataTable");
     let index = &table["GlobalSecondaryIndexes"][0];
     assert_eq!(index["IndexName"].as_str(), Some(dynamo::BY_STATUS));
-    assert_eq!(index["KeySchema"][0]["AttributeName"].as_str(), Some("status"));
+    assert_eq!(index["KeySchema"][0]["AttributeName"].as_str(), Some(dynamo::STATUS_SHARD));
     assert_eq!(index["KeySchema"][1]["AttributeName"].as_str(), Some(dynamo::CREATED_KEY));
+    assert_eq!(index["Projection"]["ProjectionType"].as_str(), Some("INCLUDE"));
+    assert_eq!(index["Projection"]["NonKeyAttributes"][0].as_str(), Some("error"));
     assert_eq!(table["KeySchema"][0]["AttributeName"].as_str(), Some("id"));
     assert_eq!(table["TimeToLiveSpecification"]["AttributeName"].as_str(), Some("expires_at"));
     let notification = &resource("OriginalsBucket")["NotificationConfiguration"]["QueueConfigurations"][0];

@@ -125,7 +125,19 @@ def run(sfn, role_arn, name, text, execution_input):
 
 
 def obj(bucket, image_id):
-    return {"bucket": bucket, "key": f"originals/{image_id}.jpg", "size": 3, "etag": f"etag-{image_id}"}
+    # Keys with a spread prefix (originals/{spread}/{id}.{ext}), except every third in the layout
+    # from before prefixes (originals/{id}.{ext}): the Catch must find the id in both.
+    spread = "" if int(image_id[-1]) % 3 == 0 else "ab12/"
+    return {"bucket": bucket, "key": f"originals/{spread}{image_id}.jpg", "size": 3, "etag": f"etag-{image_id}"}
+
+
+SHARD = 7
+STATUS_CODES = {"AWAITING_UPLOAD": 1, "PENDING": 2, "PROCESSING": 3, "DONE": 4, "FAILED": 5}
+
+
+def index_attributes(status):
+    """The by-status index key the Rust code writes (adapters::aws::dynamo::status_shard)."""
+    return {"index_shard": {"N": str(SHARD)}, "status_shard": {"N": str(100 * STATUS_CODES[status] + SHARD)}}
 
 
 def main():
@@ -138,13 +150,13 @@ def main():
         ddb.create_table(
             TableName=table, BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"},
-                                  {"AttributeName": "status", "AttributeType": "S"},
+                                  {"AttributeName": "status_shard", "AttributeType": "N"},
                                   {"AttributeName": "created_key", "AttributeType": "S"}],
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
             GlobalSecondaryIndexes=[{"IndexName": "by-status",
-                                     "KeySchema": [{"AttributeName": "status", "KeyType": "HASH"},
+                                     "KeySchema": [{"AttributeName": "status_shard", "KeyType": "HASH"},
                                                    {"AttributeName": "created_key", "KeyType": "RANGE"}],
-                                     "Projection": {"ProjectionType": "ALL"}}])
+                                     "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["error"]}}])
         function_arn = lam.create_function(
             FunctionName="processor", Runtime="provided.al2023", Role=role_arn, Handler="bootstrap",
             Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})["FunctionArn"]
@@ -166,7 +178,8 @@ def main():
         for image_id, status in zip(ids, ["AWAITING_UPLOAD", "PROCESSING", "DONE", "PENDING", "FAILED"]):
             item = {
                 "id": {"S": image_id}, "status": {"S": status}, "created_ms": {"N": "1700000000000"}, "created_key": {"S": "001700000000000#" + image_id},
-                "source": {"M": {"key": {"S": f"originals/{image_id}.jpg"}, "bytes": {"N": "3"}}}}
+                "source": {"M": {"key": {"S": f"originals/{image_id}.jpg"}, "bytes": {"N": "3"}}},
+                **index_attributes(status)}
             if status == "AWAITING_UPLOAD":
                 item["expires_at"] = {"N": "1700000900"}
             ddb.put_item(TableName=table, Item=item)
@@ -187,6 +200,8 @@ def main():
             item = ddb.get_item(TableName=table, Key={"id": {"S": image_id}})["Item"]
             statuses[image_id] = (item["status"]["S"], item.get("error", {}).get("M"), "source" in item,
                                   "expires_at" in item)
+            assert item["status_shard"] == index_attributes(item["status"]["S"])["status_shard"], item
+            assert item["index_shard"] == {"N": str(SHARD)}, item
         for image_id, seen in statuses.items():
             print("  record", image_id, seen)
         assert caught["status"] == "SUCCEEDED", caught
@@ -196,6 +211,10 @@ def main():
         assert all(statuses[i][2] for i in ids), "UpdateItem must keep the rest of the record"
         # DynamoDB's TTL deletes any item whose expires_at has passed, whatever its status.
         assert not any(statuses[i][3] for i in ids), "a FAILED record must not keep expires_at"
+        failed_key = {":key": {"N": str(100 * STATUS_CODES["FAILED"] + SHARD)}}
+        listed = ddb.query(TableName=table, IndexName="by-status", KeyConditionExpression="status_shard = :key",
+                           ExpressionAttributeValues=failed_key)["Items"]
+        assert sorted(i["id"]["S"] for i in listed) == sorted([ids[0], ids[1], ids[3], ids[4]]), listed
         results = json.loads(caught["output"])
         assert [len(r["results"]) for r in results] == [3, 2], results
         assert results[0]["results"][0]["status"] == "FAILED" and results[0]["results"][0]["id"] == ids[0], results
@@ -209,7 +228,8 @@ def main():
                 ddb.put_item(TableName=table, Item={
                     "id": {"S": image_id}, "status": {"S": status}, "created_ms": {"N": "1700000000000"},
                     "created_key": {"S": "001700000000000#" + image_id}, "attempts": {"N": "1"},
-                    "source": {"M": {"key": {"S": f"originals/{image_id}.jpg"}, "bytes": {"N": "3"}}}})
+                    "source": {"M": {"key": {"S": f"originals/{image_id}.jpg"}, "bytes": {"N": "3"}}},
+                    **index_attributes(status)})
             return made
 
         def state(image_id):

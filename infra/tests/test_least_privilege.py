@@ -41,6 +41,7 @@ ROLES = {
         (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
          [TABLE, "!Sub ${MetadataTable.Arn}/index/by-status"]),
         (["dynamodb:BatchWriteItem"], [TABLE]),
+        (["dynamodb:BatchGetItem"], [TABLE]),
         (["secretsmanager:GetSecretValue"], ["!Ref ApiKeySecret"]),
         (["s3:GetObject"], [CONFIG_OBJECTS]),
     ]),
@@ -59,12 +60,14 @@ ROLES = {
         (["s3:GetObject"], [CONFIG_OBJECTS]),
         (["dynamodb:PutItem", "dynamodb:UpdateItem"], [TABLE]),
     ]),
-    # Lists open records through the status index, counts sweeps with conditional updates, and
-    # re-drives through the ingest queue: no GetItem, no Scan, no PutItem.
+    # Lists open records through the status index (and reads the listed records), counts sweeps
+    # with conditional updates, and re-drives through the ingest queue: no GetItem, no Scan, no
+    # PutItem.
     "SweeperRole": ("lambda.amazonaws.com", [
         (LOGS, ["!GetAtt SweeperLogGroup.Arn"]),
         (XRAY_LAMBDA, ["*"]),
         (["dynamodb:Query"], ["!Sub ${MetadataTable.Arn}/index/by-status"]),
+        (["dynamodb:BatchGetItem"], [TABLE]),
         (["dynamodb:UpdateItem"], [TABLE]),
         (["sqs:SendMessage"], ["!GetAtt IngestQueue.Arn"]),
     ]),
@@ -384,12 +387,13 @@ def test_table_layout_matches_the_record():
     table = load()["Resources"]["MetadataTable"]["Properties"]
     assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]} == {
-        "id": "S", "status": "S", "created_key": "S"}
+        "id": "S", "status_shard": "N", "created_key": "S"}
     (index,) = table["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "by-status"
-    assert index["KeySchema"] == [{"AttributeName": "status", "KeyType": "HASH"},
+    # Write-sharded (no hot key per status) and keys-only plus `error` (one write unit an entry).
+    assert index["KeySchema"] == [{"AttributeName": "status_shard", "KeyType": "HASH"},
                                   {"AttributeName": "created_key", "KeyType": "RANGE"}]
-    assert index["Projection"] == {"ProjectionType": "ALL"}
+    assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["error"]}
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}

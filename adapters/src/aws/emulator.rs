@@ -3,7 +3,7 @@
 //! collide; the shapes (key schema, GSI, redrive, notifications) are the template's, which a
 //! test checks.
 
-use super::dynamo::{BY_STATUS, CREATED_KEY};
+use super::dynamo::{BY_STATUS, CREATED_KEY, STATUS_SHARD};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
@@ -118,25 +118,27 @@ pub async fn notify_queue(config: &SdkConfig, bucket: &str, queue_arn: &str, pre
     Ok(())
 }
 
-/// Creates the metadata table: key `id`, GSI [`BY_STATUS`] on `status` and [`CREATED_KEY`].
+/// Creates the metadata table as the template declares it: key `id`, GSI [`BY_STATUS`] on
+/// [`STATUS_SHARD`] and [`CREATED_KEY`], projecting the keys and `error`.
 pub async fn create_table(config: &SdkConfig, name: &str) -> Result<(), Error> {
     let dynamo = aws_sdk_dynamodb::Client::new(config);
-    let attribute =
-        |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
+    let attribute = |name: &str, kind: ScalarAttributeType| {
+        AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build()
+    };
     let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
     let index = GlobalSecondaryIndex::builder()
         .index_name(BY_STATUS)
-        .key_schema(key("status", KeyType::Hash)?)
+        .key_schema(key(STATUS_SHARD, KeyType::Hash)?)
         .key_schema(key(CREATED_KEY, KeyType::Range)?)
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .projection(Projection::builder().projection_type(ProjectionType::Include).non_key_attributes("error").build())
         .build()?;
     dynamo
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("id")?)
-        .attribute_definitions(attribute("status")?)
-        .attribute_definitions(attribute(CREATED_KEY)?)
+        .attribute_definitions(attribute("id", ScalarAttributeType::S)?)
+        .attribute_definitions(attribute(STATUS_SHARD, ScalarAttributeType::N)?)
+        .attribute_definitions(attribute(CREATED_KEY, ScalarAttributeType::S)?)
         .key_schema(key("id", KeyType::Hash)?)
         .global_secondary_indexes(index)
         .send()
