@@ -310,6 +310,21 @@ pub struct CostInputs {
     pub presign_batch: f64,
 }
 
+/// The reference image of the READMEs' cost tables: a 3 MB, 6 MP JPEG original; the default
+/// preset's three renditions of a 6 MP photo (640,052 B together, as `imgpipe process` makes them
+/// of the 2725×2225 fixture `2569067123_aca715a2ee_o.jpg`) and its 900 B final record; 65 ms of
+/// kernel per image on one core; the storage I/O left to [`modelled_io_ms`]; direct uploads.
+pub const REFERENCE: CostInputs = CostInputs {
+    processing_ms: 65.0,
+    io_ms: 0.0,
+    original_bytes: 3_000_000.0,
+    rendition_bytes: 640_052.0,
+    renditions: 3.0,
+    record_bytes: 900.0,
+    presigned_fraction: 0.0,
+    presign_batch: 100.0,
+};
+
 /// The processor's storage wait per image when none was measured: a GET of the original and
 /// the rendition PUTs (at once: one first byte, their bytes at [`CostModel::s3_mb_per_s`]).
 pub fn modelled_io_ms(inputs: &CostInputs, model: &CostModel) -> f64 {
@@ -439,7 +454,8 @@ pub fn estimate(inputs: CostInputs, model: CostModel, prices: Prices) -> CostEst
     let lambda_invocations = ingest_invocations + orchestrator_invocations + processor_invocations;
     let function_log_gb = (m.pipeline_log_bytes_per_image + direct * m.ingest_log_bytes_per_upload) / GIB;
     let platform_log_gb = lambda_invocations * m.platform_log_bytes_per_invocation / GIB;
-    let access_log_gb = api_requests * m.access_log_bytes_per_request / GIB;
+    // One access line per request, however many 512 KB increments it is metered as.
+    let access_log_gb = ingest_invocations * m.access_log_bytes_per_request / GIB;
     let log_gb = function_log_gb + platform_log_gb + access_log_gb;
     // Kept uncompressed for the retention period (an upper bound: CloudWatch archives compressed).
     let log_gb_months = log_gb * f64::from(m.log_retention_days) / 30.0;
@@ -649,6 +665,8 @@ mod tests {
         assert!(close(usd(&e, "HTTP API requests"), 1.01));
         assert!(close(usd(&e, "ingest invocations"), 1.01 * 0.20));
         assert!(close(usd(&direct, "HTTP API requests"), 6.0 + 1.0), "3 MB = six 512 KB increments");
+        // …but two access log lines, not seven.
+        assert!(close(usd(&direct, "API access logs"), 2.0 * 280e6 / GIB * 0.5));
         // Ingest time: 1.01 × 20 ms at 1 GB; direct: 2 × 20 ms + PutObject 20 + 3 MB at 80 MB/s
         // (37.5 ms) = 97.5 ms.
         assert!(close(usd(&e, "ingest duration"), 20_200.0 * GB_S));

@@ -2,7 +2,7 @@
 //! the same as tables a person reads (`report.md`), the plots, and [`compare`] of two runs.
 
 use crate::config::{Load, Mode};
-use crate::cost::CostEstimate;
+use crate::cost::{CostEstimate, dynamodb_write_units, modelled_io_ms};
 use crate::drain::Stages;
 use crate::plot;
 use crate::stats::{Bin, Percentiles, Series};
@@ -305,39 +305,7 @@ impl Report {
             }
         }
 
-        let c = &self.cost;
-        let _ = writeln!(md, "\n## Cost per million images on AWS (estimate)\n");
-        let _ = writeln!(
-            md,
-            "From {:.1} ms of processing per image, {:.0} KB originals, {:.1} renditions ({:.0} KB together), \
-             {:.0} B records, {:.0} % presigned; processor at {} MB; us-east-1 list prices \
-             (see loadtest/README.md for the model).\n",
-            c.inputs.processing_ms,
-            c.inputs.original_bytes / 1e3,
-            c.inputs.renditions,
-            c.inputs.rendition_bytes / 1e3,
-            c.inputs.record_bytes,
-            c.inputs.presigned_fraction * 100.0,
-            c.model.lambda_memory_mb
-        );
-        let _ = writeln!(md, "| service | item | quantity | USD |\n|---|---|---:|---:|");
-        for line in &c.lines {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} {} | {:.4} |",
-                line.service,
-                line.item,
-                count(line.quantity),
-                line.unit,
-                line.usd
-            );
-        }
-        let _ = writeln!(md, "| **total** | | | **{:.2}** |", c.total_usd);
-        let _ = writeln!(
-            md,
-            "\nStoring a million images (originals and renditions) in S3 Standard: {:.2} USD a month.",
-            c.storage_usd_per_month
-        );
+        md.push_str(&cost_markdown(&self.cost));
 
         let _ = writeln!(md, "\n## Plots\n");
         for name in PLOTS {
@@ -385,6 +353,91 @@ pub fn compare(a: &Report, b: &Report) -> String {
     md
 }
 
+/// The cost section of a report: the assumptions, the cost per service for all-direct and
+/// all-presigned uploads of the same images (and the run's own mix, when mixed), every priced
+/// line of the run, and storage.
+pub fn cost_markdown(c: &CostEstimate) -> String {
+    let mut md = String::new();
+    let (i, m) = (&c.inputs, &c.model);
+    let writes = dynamodb_write_units(i.record_bytes);
+    let _ = writeln!(md, "\n## Cost per million images on AWS (estimate)\n");
+    let _ = writeln!(
+        md,
+        "From {:.1} ms of kernel time and {:.1} ms of storage I/O per image, {:.0} KB originals, {:.1} renditions \
+         ({:.0} KB together), {:.0} B records ({} WRU on the table and {} on the index per image), {:.0} % \
+         presigned; processor at {} MB in chunks of {}, {} images per execution; {:.0} B logged per image by the \
+         pipeline, {:.0} B per direct upload by the ingest, {:.0} B of Lambda platform records per invocation; \
+         {} rendition downloads per image; us-east-1 list prices (see loadtest/README.md for the model).\n",
+        i.processing_ms,
+        if i.io_ms > 0.0 { i.io_ms } else { modelled_io_ms(i, m) },
+        i.original_bytes / 1e3,
+        i.renditions,
+        i.rendition_bytes / 1e3,
+        i.record_bytes,
+        writes.table,
+        writes.index,
+        i.presigned_fraction * 100.0,
+        m.lambda_memory_mb,
+        m.images_per_invocation,
+        m.images_per_workflow,
+        m.pipeline_log_bytes_per_image,
+        m.ingest_log_bytes_per_upload,
+        m.platform_log_bytes_per_invocation,
+        m.downloads_per_image,
+    );
+    let (direct, presigned) = (c.for_upload(false), c.for_upload(true));
+    let mixed = c.inputs.presigned_fraction > 0.0 && c.inputs.presigned_fraction < 1.0;
+    let mut columns = vec![("direct uploads".to_owned(), &direct), ("presigned uploads".to_owned(), &presigned)];
+    if mixed {
+        columns.push((format!("this run ({:.0} % presigned)", c.inputs.presigned_fraction * 100.0), c));
+    }
+    md.push_str(&by_service_table(&columns));
+    let _ = writeln!(md, "\nThe run's lines:\n\n| service | item | quantity | USD |\n|---|---|---:|---:|");
+    for line in &c.lines {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} {} | {:.4} |",
+            line.service,
+            line.item,
+            count(line.quantity),
+            line.unit,
+            line.usd
+        );
+    }
+    let _ = writeln!(md, "| **total** | | | **{:.2}** |", c.total_usd);
+    let _ = writeln!(
+        md,
+        "\nStoring a million images (originals and renditions) in S3 Standard: {:.2} USD a month.",
+        c.storage_usd_per_month
+    );
+    md
+}
+
+/// USD per million images per service, one column per estimate, with the totals.
+pub fn by_service_table(columns: &[(String, &CostEstimate)]) -> String {
+    let mut md = String::new();
+    let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
+    let _ = writeln!(md, "| service | {} |", names.join(" | "));
+    let _ = writeln!(md, "|---|{}", "---:|".repeat(columns.len()));
+    let mut services: Vec<String> = Vec::new();
+    for (_, estimate) in columns {
+        for (service, _) in estimate.by_service() {
+            if !services.contains(&service) {
+                services.push(service);
+            }
+        }
+    }
+    for service in &services {
+        let cells: Vec<String> = columns.iter().map(|(_, e)| format!("{:.2}", e.service_usd(service))).collect();
+        let _ = writeln!(md, "| {service} | {} |", cells.join(" | "));
+    }
+    let totals: Vec<String> = columns.iter().map(|(_, e)| format!("**{:.2}**", e.total_usd)).collect();
+    let _ = writeln!(md, "| **total** | {} |", totals.join(" | "));
+    let storage: Vec<String> = columns.iter().map(|(_, e)| format!("{:.2}", e.storage_usd_per_month)).collect();
+    let _ = writeln!(md, "| S3 storage, per month | {} |", storage.join(" | "));
+    md
+}
+
 fn ms4(p: &Percentiles) -> String {
     format!("{} / {} / {} / {} ms", number(p.p50_ms), number(p.p90_ms), number(p.p99_ms), number(p.max_ms))
 }
@@ -419,6 +472,45 @@ fn count(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cost::{CostInputs, CostModel, Prices, REFERENCE, estimate};
+
+    /// The READMEs' table: `cargo test -p loadtest --lib reference_breakdown -- --nocapture`
+    /// prints it.
+    #[test]
+    fn reference_breakdown() {
+        let e = estimate(REFERENCE, CostModel::default(), Prices::default());
+        let columns = [
+            ("direct uploads".to_owned(), &e.for_upload(false)),
+            ("presigned uploads".to_owned(), &e.for_upload(true)),
+        ];
+        let table = by_service_table(&columns);
+        println!("{table}");
+        // API Gateway: six 512 KB increments + a status read, or 1/100 presign + a status read.
+        assert!(table.contains("| API Gateway | 7.00 | 1.01 |"), "{table}");
+        // DynamoDB: 8 WRU (3 table + 5 index) × $0.625 + 2 RRU × $0.125, either way.
+        assert!(table.contains("| DynamoDB | 5.25 | 5.25 |"), "{table}");
+        // S3: 4 PUTs × $0.005/1000 + 1 GET × $0.0004/1000.
+        assert!(table.contains("| S3 | 20.40 | 20.40 |"), "{table}");
+        // Logs at $0.50/GB ingested + $0.03 a month for 30 days: direct 334 + 414 B of lines,
+        // 2.102 invocations × 600 B of platform records, 2 access lines × 256 B = 2,521.2 B;
+        // presigned 334 + 1.112 × 600 + 1.01 × 256 = 1,259.76 B; per GB of 2^30 bytes.
+        assert!(table.contains("| CloudWatch Logs | 1.24 | 0.62 |"), "{table}");
+        assert!(table.contains("| **total** | **39.04** | **30.96** |"), "{table}");
+        assert!(!table.contains("Data transfer"), "downloads are an option, off by default");
+    }
+
+    #[test]
+    fn the_cost_section_shows_both_upload_modes_and_a_mixed_run() {
+        let mixed = CostInputs { presigned_fraction: 0.5, ..REFERENCE };
+        let model = CostModel { downloads_per_image: 1.0, ..CostModel::default() };
+        let md = cost_markdown(&estimate(mixed, model, Prices::default()));
+        assert!(md.contains("| service | direct uploads | presigned uploads | this run (50 % presigned) |"), "{md}");
+        assert!(md.contains("| Data transfer |"), "{md}");
+        assert!(md.contains("| DynamoDB | index write units | 5,000,000 WRU |"), "{md}");
+        assert!(md.contains("3 WRU on the table and 5 on the index"), "{md}");
+        let direct = cost_markdown(&estimate(REFERENCE, CostModel::default(), Prices::default()));
+        assert!(direct.contains("| service | direct uploads | presigned uploads |\n"), "{direct}");
+    }
 
     #[test]
     fn numbers_read_well() {
