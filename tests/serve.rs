@@ -125,7 +125,8 @@ async fn assert_consistent(data: &Path, accepted: &BTreeSet<String>) {
     let backend = LocalBackend::open(data).unwrap();
     let mut with_renditions = BTreeSet::new();
     for key in backend.objects.list("processed/").await.unwrap() {
-        with_renditions.insert(key.split('/').nth(1).unwrap().to_owned());
+        // processed/{spread}/{id}/{rendition}.{ext}
+        with_renditions.insert(key.split('/').nth(2).unwrap().to_owned());
     }
     let originals = backend.objects.list("originals/").await.unwrap();
     for key in &originals {

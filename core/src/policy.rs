@@ -8,11 +8,40 @@ use std::time::Duration;
 /// Images per processor invocation (one Map iteration).
 pub const CHUNK_SIZE: usize = 10;
 
-/// Chunks in one workflow execution (its input stays well under 256 KB: keys only).
-pub const MAX_CHUNKS_PER_WORKFLOW: usize = 50;
+/// Chunks in one workflow execution (its input stays well under 256 KB: keys only). No more
+/// than [`MAP_MAX_CONCURRENCY`]: every chunk runs in the Map's first wave, so an execution's
+/// worst case is one chunk's ([`worst_case_execution`]), not one per wave. Executions are
+/// cheap (USD 1 per million); one that outlives Express's 5 minutes is stopped without its
+/// Catch.
+pub const MAX_CHUNKS_PER_WORKFLOW: usize = 8;
 
 /// Chunks of one workflow processed at once (the Map state's MaxConcurrency).
 pub const MAP_MAX_CONCURRENCY: usize = 8;
+
+/// Express executions are stopped after 5 minutes, without running a Catch.
+pub const EXPRESS_LIMIT: Duration = Duration::from_secs(300);
+
+/// Longest a Lambda function's init (a cold start) may take; it comes before, and on top of,
+/// the invocation's timeout.
+pub const LAMBDA_INIT_LIMIT: Duration = Duration::from_secs(10);
+
+/// Longest one call of the state machine's own service integrations is taken to last (the
+/// re-drive's `sqs:sendMessage`, the Catch's `dynamodb:updateItem`): single small requests.
+pub const SERVICE_CALL_LIMIT: Duration = Duration::from_secs(5);
+
+/// An execution's worst case with processor timeout `processor_timeout`: each Map wave's chunk
+/// takes every attempt [`RETRY`] allows, each to its timeout after a full cold start, with the
+/// longest waits between them, then its re-drive or its FAILED records (each call retried the
+/// same way). It must stay under [`EXPRESS_LIMIT`]; `processor/tests/asl.rs` checks it with
+/// the template's largest `ProcessorTimeout`.
+pub fn worst_case_execution(processor_timeout: Duration) -> Duration {
+    let waves = MAX_CHUNKS_PER_WORKFLOW.div_ceil(MAP_MAX_CONCURRENCY) as u32;
+    let tries = RETRY.max_attempts + 1;
+    let waits: Duration = (1..=RETRY.max_attempts).map(|n| RETRY.delay(n)).sum();
+    let chunk = (processor_timeout + LAMBDA_INIT_LIMIT) * tries + waits;
+    let afterwards = SERVICE_CALL_LIMIT * tries + waits;
+    (chunk + afterwards) * waves
+}
 
 /// How a failed chunk is retried before it is caught and its images marked FAILED.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,7 +91,7 @@ pub const REDRIVE_DELAY: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SweepPolicy {
     /// A PROCESSING record whose attempt started longer ago than this has no execution left:
-    /// an Express execution ends after 5 minutes and a processor invocation after at most 4,
+    /// an Express execution ends after 5 minutes (and its processor invocations within it),
     /// so 10 minutes leaves no running attempt behind.
     pub processing_after: Duration,
     /// A PENDING record created longer ago than this was never picked up (an event lost, a
@@ -72,6 +101,11 @@ pub struct SweepPolicy {
     pub pending_after: Duration,
     /// Re-drives of one record before the sweeper marks it FAILED `internal` instead.
     pub max_sweeps: u32,
+    /// A record swept `n` times is due again only `n` × this after its deadline. Sweeps then
+    /// depend on the record and the clock alone: two sweepers at once (EventBridge delivers a
+    /// schedule at least once), or one that reads the record just after another swept it,
+    /// count one sweep, not two.
+    pub resweep_after: Duration,
 }
 
 /// The sweeper's defaults (the template's schedule runs it every 5 minutes).
@@ -79,6 +113,7 @@ pub const SWEEP: SweepPolicy = SweepPolicy {
     processing_after: Duration::from_secs(10 * 60),
     pending_after: Duration::from_secs(30 * 60),
     max_sweeps: 3,
+    resweep_after: Duration::from_secs(5 * 60),
 };
 
 #[cfg(test)]
@@ -99,7 +134,18 @@ mod tests {
         assert!(REDRIVE_DELAY.as_secs() <= 900);
         // A chunk waiting out its re-drives is not taken for stuck while it is still PENDING.
         assert!(SWEEP.pending_after > REDRIVE_DELAY * MAX_REDRIVES * 2);
-        // Express ends at 5 minutes; the processor's timeout is at most 4 (the template's cap).
-        assert!(SWEEP.processing_after >= Duration::from_secs(5 * 60 + 4 * 60));
+        // No attempt outlives its execution: a PROCESSING record this old has none left.
+        assert!(SWEEP.processing_after >= EXPRESS_LIMIT * 2);
+        assert!(SWEEP.resweep_after > Duration::ZERO);
+    }
+
+    #[test]
+    fn one_wave_and_its_worst_case_worked_by_hand() {
+        assert!(MAX_CHUNKS_PER_WORKFLOW <= MAP_MAX_CONCURRENCY, "one Map wave");
+        // 4 tries × (50 s + 10 s of init) + waits of 2 + 4 + 8 s = 254 s for the chunk; then
+        // 4 × 5 s + 14 s = 34 s for its re-drive or FAILED records: 288 s.
+        assert_eq!(worst_case_execution(Duration::from_secs(50)), Duration::from_secs(288));
+        assert!(worst_case_execution(Duration::from_secs(50)) <= EXPRESS_LIMIT);
+        assert!(worst_case_execution(Duration::from_secs(60)) > EXPRESS_LIMIT, "the old 60 s default did not fit");
     }
 }

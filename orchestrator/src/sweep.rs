@@ -9,7 +9,9 @@
 //!
 //! How it stays safe to run twice at once, or while the pipeline works: each write is
 //! [`MetadataStore::sweep`], conditional on the record being exactly as listed, so a record
-//! that finished or began again meanwhile is left alone and two sweepers count one re-drive.
+//! that finished or began again meanwhile is left alone and two sweepers count one re-drive;
+//! and a record swept `n` times is due again only `n` × `resweep_after` later, so a sweeper
+//! that lists a record just after another swept it leaves it for a later sweep.
 //! The count comes before the message: a sweeper that dies between the two has spent one
 //! re-drive of the budget, and the next sweep finds the record again. Re-drives go through the
 //! queue as [`Redrive`] messages, so the orchestrator's grouping and the workflow's
@@ -99,7 +101,11 @@ impl<'a> Sweeper<'a> {
         for (status, after) in
             [(Status::Pending, self.policy.pending_after), (Status::Processing, self.policy.processing_after)]
         {
-            let deadline = now_ms.saturating_sub(after.as_millis() as u64);
+            let resweep = self.policy.resweep_after.as_millis() as u64;
+            // Stuck: waiting since before `after` ago, plus `resweep_after` per earlier sweep.
+            let due = |r: &MetadataRecord| {
+                since(r).saturating_add(after.as_millis() as u64).saturating_add(resweep * u64::from(r.sweeps)) < now_ms
+            };
             let mut cursor = None;
             loop {
                 let page = self
@@ -107,7 +113,7 @@ impl<'a> Sweeper<'a> {
                     .list(Some(status), cursor.as_deref(), PAGE)
                     .await
                     .map_err(|source| SweepError::List { status: status.as_str(), source })?;
-                let stuck = page.records.into_iter().filter(|r| r.status == status && since(r) < deadline);
+                let stuck = page.records.into_iter().filter(|r| r.status == status && due(r));
                 self.sweep_page(stuck, now_ms, &mut report).await?;
                 match page.cursor {
                     Some(next) => cursor = Some(next),

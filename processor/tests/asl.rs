@@ -3,8 +3,12 @@
 //! Retry numbers must equal it, so the two modes cannot drift. Also pins the payload each Map
 //! iteration hands the processor (`ChunkInput`) and what the Task passes on (its payload).
 
-use imgpipe_core::policy::{MAP_MAX_CONCURRENCY, MAX_REDRIVES, REDRIVE_DELAY, RETRY};
+use imgpipe_core::policy::{
+    EXPRESS_LIMIT, MAP_MAX_CONCURRENCY, MAX_CHUNKS_PER_WORKFLOW, MAX_REDRIVES, REDRIVE_DELAY, RETRY,
+    worst_case_execution,
+};
 use serde_json::{Value, json};
+use std::time::Duration;
 
 const ASL: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/statemachine/process-images.asl.json"));
 
@@ -187,4 +191,27 @@ fn a_chunk_that_still_fails_is_caught() {
     let condition = update["Parameters"]["ConditionExpression"].as_str().unwrap();
     assert!(condition.starts_with("#status IN ("), "{condition}");
     assert_eq!(update["Catch"][0]["ErrorEquals"], json!(["DynamoDB.ConditionalCheckFailedException"]));
+}
+
+/// The time budget: the template's largest processor timeout, with the ASL's Retry (equal to the
+/// policy, checked above) and the policy's chunking, fits Express's 5 minutes.
+#[test]
+fn the_worst_execution_fits_express_with_the_templates_largest_timeout() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml")).unwrap();
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let timeout = &template["Parameters"]["ProcessorTimeout"];
+    let (default, max) = (timeout["Default"].as_u64().unwrap(), timeout["MaxValue"].as_u64().unwrap());
+    assert!(default <= max);
+    let worst = worst_case_execution(Duration::from_secs(max));
+    assert!(worst <= EXPRESS_LIMIT, "ProcessorTimeout up to {max} s: worst case {worst:?} > {EXPRESS_LIMIT:?}");
+    let map = chunk_map(&definition());
+    assert!(MAX_CHUNKS_PER_WORKFLOW as u64 <= map["MaxConcurrency"].as_u64().unwrap(), "every chunk in one wave");
+    // The function's timeout is the parameter, nothing else.
+    let function = &template["Resources"]["ProcessorFunction"]["Properties"];
+    let serde_yaml::Value::Tagged(timeout) = &function["Timeout"] else { panic!("Timeout is not a !Ref") };
+    assert_eq!((timeout.tag.to_string().as_str(), timeout.value.as_str()), ("!Ref", Some("ProcessorTimeout")));
+    assert!(
+        template["Resources"]["ProcessImagesStateMachine"]["Properties"]["Type"].as_str() == Some("EXPRESS"),
+        "the 5-minute limit is Express's"
+    );
 }
