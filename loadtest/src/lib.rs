@@ -14,6 +14,8 @@
 //! - [`soak()`]: a long run against one server: every upload followed to its final record and
 //!   checked against a fresh run of the kernel ([`soak::expect_fresh`]), the server's memory
 //!   sampled ([`rss`]), a [`SoakReport`] with its plot.
+//! - [`simulate()`]: a discrete-event model of the AWS stack under a burst (no stack needed):
+//!   latency, drain time, queue depth, bottleneck and where time goes, per upload rate.
 //! - [`api`]: the v1 client (one pooled connection set); [`drain`]: paged polling of the listing.
 //! - internals: `drive` (the closed and open loops), `plot` (SVG and PNG through plotters).
 
@@ -27,10 +29,12 @@ mod plot;
 pub mod report;
 pub mod rss;
 mod run;
+pub mod simulate;
 pub mod soak;
 pub mod stats;
 
 pub use config::{Inputs, Load, Mode, RunConfig, Size};
 pub use report::{Report, compare};
 pub use run::{RunError, run};
+pub use simulate::{SimReport, StackConfig, simulate};
 pub use soak::{SoakConfig, SoakError, SoakReport, soak};

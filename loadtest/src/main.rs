@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use loadtest::config::{parse_duration, parse_sizes};
 use loadtest::cost::{CostModel, Prices};
 use loadtest::rss::RssMargin;
-use loadtest::{Inputs, Load, Mode, Report, RunConfig, Size, SoakConfig};
+use loadtest::{Inputs, Load, Mode, Report, RunConfig, Size, SoakConfig, StackConfig};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,6 +33,13 @@ enum Command {
     /// The server must run the built-in default preset and default limits. Try:
     /// imgpipe serve --workers 1 & loadtest soak --target http://127.0.0.1:8080 --pid $! --workers 1
     Soak(Box<SoakArgs>),
+    /// Simulate a burst of uploads on the AWS stack (no stack needed): a discrete-event model
+    /// of the queue, batching, orchestrator, workflows, Lambda concurrency and its scaling,
+    /// DynamoDB and S3 limits. Reports latency percentiles, drain time, queue depth, the first
+    /// bottleneck and where time goes, per rate.
+    ///
+    /// Try: loadtest simulate --rates 500,5000,50000 --images 1000000
+    Simulate(Box<SimulateArgs>),
     /// Rewrite report.md and the plots from a report.json (e.g. after upgrading loadtest).
     Render {
         /// The run's report.json.
@@ -199,6 +206,24 @@ struct SoakArgs {
     no_progress: bool,
 }
 
+#[derive(Args)]
+struct SimulateArgs {
+    /// Upload rates to simulate, images/s: comma separated or repeated.
+    #[arg(long = "rates", visible_alias = "rate", value_delimiter = ',', default_values_t = [500.0, 5000.0, 50000.0])]
+    rates: Vec<f64>,
+    /// Images in each burst.
+    #[arg(long, default_value_t = 1_000_000)]
+    images: u64,
+    /// Write simulate.json, simulate.md and a figure per rate (rate-R.svg, rate-R.png) here.
+    #[arg(long, default_value = "results/simulate")]
+    out: PathBuf,
+    /// Never draw the progress bar (drawn only on a terminal, for runs over a second).
+    #[arg(long)]
+    no_progress: bool,
+    #[command(flatten)]
+    stack: StackConfig,
+}
+
 impl SoakArgs {
     fn config(self) -> SoakConfig {
         let mut sources = vec![Inputs::Synthetic(self.synthetic.0)];
@@ -290,6 +315,7 @@ fn main() -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|runtime| runtime.block_on(soak(*args))),
+        Command::Simulate(args) => simulate(*args),
         Command::Render { report, out } => render(&report, out),
         Command::Compare { a, b } => compare(&a, &b),
     };
@@ -379,6 +405,14 @@ fn say(line: std::fmt::Arguments) {
     let _ = writeln!(std::io::stdout(), "{line}");
 }
 
+fn simulate(args: SimulateArgs) -> Result<ExitCode> {
+    let report = loadtest::simulate(&args.stack, args.images, &args.rates, !args.no_progress)?;
+    say(format_args!("{}", report.markdown().trim_end()));
+    report.write(&args.out).with_context(|| format!("cannot write the report to {}", args.out.display()))?;
+    say(format_args!("\nreport in {}", args.out.join("simulate.md").display()));
+    Ok(ExitCode::SUCCESS)
+}
+
 fn render(path: &Path, out: Option<PathBuf>) -> Result<ExitCode> {
     let report = Report::read(path)?;
     let dir = out.unwrap_or_else(|| {
@@ -438,6 +472,31 @@ mod tests {
         assert_eq!(config.inputs, Inputs::Synthetic(sizes));
         let both = ["loadtest", "run", "--target", "http://h:1", "--rate", "5", "--concurrency", "3"];
         assert!(Cli::try_parse_from(both).is_err(), "--rate and --concurrency exclude each other");
+    }
+
+    #[test]
+    fn simulate_flags_become_the_stack_config() {
+        let cli = Cli::try_parse_from([
+            "loadtest",
+            "simulate",
+            "--rates",
+            "500,5000",
+            "--rate",
+            "7",
+            "--images",
+            "10",
+            "--kernel-ms",
+            "30",
+            "--upload",
+            "direct",
+        ])
+        .unwrap();
+        let Command::Simulate(args) = cli.command else { panic!("not simulate") };
+        assert_eq!(args.rates, [500.0, 5000.0, 7.0]);
+        assert_eq!(args.images, 10);
+        assert_eq!(args.stack.kernel_ms, 30.0);
+        assert_eq!(args.stack.upload_path, loadtest::simulate::UploadPath::Direct);
+        assert_eq!(args.stack.lambda_concurrency, StackConfig::default().lambda_concurrency);
     }
 
     #[test]

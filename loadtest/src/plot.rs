@@ -12,16 +12,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 const SIZE: (u32, u32) = (960, 540);
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 /// The processor's bundled watermark font (DejaVu Sans Bold; licence beside it).
 const FONT_BYTES: &[u8] = include_bytes!("../../processor/assets/DejaVuSans-Bold.ttf");
 
-const UPLOADED: RGBColor = RGBColor(31, 119, 180);
-const COMPLETED: RGBColor = RGBColor(44, 160, 44);
-const MARKER: RGBColor = RGBColor(214, 39, 40);
-const GREY: RGBColor = RGBColor(127, 127, 127);
+pub(crate) const UPLOADED: RGBColor = RGBColor(31, 119, 180);
+pub(crate) const COMPLETED: RGBColor = RGBColor(44, 160, 44);
+pub(crate) const MARKER: RGBColor = RGBColor(214, 39, 40);
+pub(crate) const GREY: RGBColor = RGBColor(127, 127, 127);
 
-type DrawResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+pub(crate) type DrawResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// Draws every plot of [`PLOTS`] as `NAME.svg` and `NAME.png` into `dir`; the paths written.
 pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, WriteError> {
@@ -117,12 +117,12 @@ where
 }
 
 /// An axis label without decimals (counts, milliseconds, rates).
-fn whole(x: f64) -> String {
+pub(crate) fn whole(x: f64) -> String {
     format!("{x:.0}")
 }
 
 /// Seconds with a decimal only when the whole axis spans a few seconds.
-fn seconds_label(x: f64, axis_max: f64) -> String {
+pub(crate) fn seconds_label(x: f64, axis_max: f64) -> String {
     if axis_max >= 5.0 { format!("{x:.0}") } else { format!("{x:.1}") }
 }
 
@@ -131,11 +131,11 @@ fn subtitle(report: &Report) -> String {
     format!("{} images, {}, {}", report.pipeline.uploaded, p.mode, p.load)
 }
 
-type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+pub(crate) type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// A chart over `area` in the report's look, from 0 to each axis' maximum, its mesh drawn with
 /// the axes' descriptions; x labels by `x_label`, y labels whole numbers.
-fn chart<'a, DB: DrawingBackend>(
+pub(crate) fn chart<'a, DB: DrawingBackend>(
     area: &'a DrawingArea<DB, Shift>,
     caption: String,
     (x_max, x_desc): (f64, &str),
@@ -164,12 +164,12 @@ where
 }
 
 /// A series' key in the legend: a short line in its colour.
-fn line_key(colour: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+pub(crate) fn line_key(colour: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
     move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
 }
 
 /// The series' labels, boxed in the upper right corner.
-fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut Chart<'a, DB>) -> DrawResult
+pub(crate) fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut Chart<'a, DB>) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
