@@ -497,6 +497,12 @@ mod tests {
         assert!(table.contains("| CloudWatch Logs | 1.24 | 0.62 |"), "{table}");
         assert!(table.contains("| **total** | **39.04** | **30.96** |"), "{table}");
         assert!(!table.contains("Data transfer"), "downloads are an option, off by default");
+        // loadtest/README.md: one download of the 491 KB large rendition adds $2.66 (request
+        // $1, invocation $0.20 and 20 ms at 1 GB $0.27, a read $0.125, an S3 GET $0.40,
+        // 856 B of logs $0.42, 5 % of a trace $0.25) + 491,208 B out at $0.09/GB = $41.17.
+        let model = CostModel { downloads_per_image: 1.0, download_bytes: Some(491_208.0), ..CostModel::default() };
+        let download = estimate(REFERENCE, model, Prices::default()).total_usd - e.total_usd;
+        assert!((download - (2.66 + 41.17)).abs() < 0.01, "{download}");
     }
 
     #[test]
