@@ -86,7 +86,7 @@ pub struct MetadataRecord {
 /// The uploaded original.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
-    /// Object key: `originals/{id}.{ext}`.
+    /// Object key: `originals/{spread}/{id}.{ext}` ([`ImageId::original_key`]).
     pub key: String,
     /// Size in bytes.
     pub bytes: u64,
@@ -114,7 +114,7 @@ pub struct Original {
 pub struct RenditionRecord {
     /// Rendition name in the preset.
     pub name: String,
-    /// Object key: `processed/{id}/{name}.{ext}`.
+    /// Object key: `processed/{spread}/{id}/{name}.{ext}` ([`ImageId::rendition_key`]).
     pub key: String,
     /// Encoding.
     pub format: OutputFormat,
