@@ -350,7 +350,12 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
         "end-to-end latency p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms; upload latency p50 {:.1} ms, p99 {:.1} ms",
         e2e.p50_ms, e2e.p90_ms, e2e.p99_ms, e2e.max_ms, u.latency.p50_ms, u.latency.p99_ms
     ));
-    say(format_args!("cost estimate: {:.2} USD per million images on AWS", report.cost.total_usd));
+    say(format_args!(
+        "cost estimate: {:.2} USD per million images on AWS ({:.2} all direct, {:.2} all presigned; by service in the report)",
+        report.cost.total_usd,
+        report.cost.for_upload(false).total_usd,
+        report.cost.for_upload(true).total_usd
+    ));
     say(format_args!("report in {}", out.join("report.md").display()));
     if p.lost > 0 {
         bail!("{} accepted images never reached DONE or FAILED (e.g. {})", p.lost, p.lost_ids.join(", "));
