@@ -64,7 +64,7 @@ conformance!(objects on objects:
 conformance!(queue on queue: send_receive_ack, lease_expiry_redelivers, receive_respects_max, stats, delayed_send_waits);
 conformance!(metadata on metadata:
     accept_then_get, duplicate_accept_conflicts, reserve_then_accept_upgrades, begin_transitions_and_counts_attempts,
-    begin_on_final_is_already_final, begin_unknown, finish_is_exactly_once, list_paginates_newest_first,
+    begin_on_final_is_already_final, begin_unknown, finish_is_exactly_once, list_paginates_newest_first, list_merges_many_records,
     counts_by_status_and_kind, begin_and_finish_remove_expires_at, existing_reports_records,
     sweep_is_conditional_on_the_record_as_seen,
 );

@@ -227,6 +227,37 @@ pub async fn list_paginates_newest_first(store: &dyn MetadataStore) {
     }
 }
 
+/// Many records, spread over every index shard a backend has and three statuses, read in pages
+/// of odd sizes: newest first, none lost, none repeated.
+pub async fn list_merges_many_records(store: &dyn MetadataStore) {
+    let base = 1_700_000_100_000;
+    let mut records = Vec::new();
+    for i in 0..72u64 {
+        // Three records at each creation time: the id breaks the ties.
+        let record = pending(base + i / 3 * 10);
+        accept(store, &record).await;
+        let record = match i % 4 {
+            0 => {
+                let end = done(&record);
+                store.finish(std::slice::from_ref(&end)).await.unwrap();
+                end
+            }
+            1 => match store.begin(record.id, base + 1_000).await.unwrap() {
+                Begin::Started(begun) => begun,
+                other => panic!("{other:?}"),
+            },
+            _ => record,
+        };
+        records.push(record);
+    }
+    records.sort_by_key(|r| std::cmp::Reverse((r.created_ms, r.id)));
+    for limit in [7, 50] {
+        assert_eq!(walk(store, None, limit).await, records, "limit {limit}");
+    }
+    let done: Vec<_> = records.iter().filter(|r| r.status == Status::Done).cloned().collect();
+    assert_eq!(walk(store, Some(Status::Done), 5).await, done);
+}
+
 /// Counts per status, and FAILED records per error kind.
 pub async fn counts_by_status_and_kind(store: &dyn MetadataStore) {
     let counts = store.counts().await.unwrap();
