@@ -38,13 +38,10 @@ impl Figure for RunPlot<'_> {
             ((peak as f64 * 1.3).max(1.0), "images"),
             &x_label,
         )?;
-        let series = [
-            (
-                "uploaded, not final",
-                UPLOADED,
-                Box::new(|s: &super::Sample| s.in_system as f64) as Box<dyn Fn(_) -> f64>,
-            ),
-            ("SQS queue (messages)", MARKER, Box::new(|s: &super::Sample| s.queue as f64)),
+        type Depth = fn(&super::Sample) -> f64;
+        let series: [(&str, RGBColor, Depth); 2] = [
+            ("uploaded, not final", UPLOADED, |s| s.in_system as f64),
+            ("SQS queue (messages)", MARKER, |s| s.queue as f64),
         ];
         for (label, colour, value) in series {
             depth
@@ -62,8 +59,14 @@ impl Figure for RunPlot<'_> {
             (peak_rate * 1.3, "images/s"),
             &x_label,
         )?;
-        for (label, colour, finished) in [("uploaded", GREY, false), ("final (DONE or FAILED)", COMPLETED, true)] {
-            let points = r.samples.iter().map(|s| (s.t, if finished { s.finished_per_s } else { s.arrived_per_s }));
+        type Rate = fn(&super::Sample) -> f64;
+        let lines: [(&str, RGBColor, Rate); 3] = [
+            ("uploaded", GREY, |s| s.arrived_per_s),
+            ("final (DONE or FAILED)", COMPLETED, |s| s.finished_per_s),
+            ("of which FAILED", MARKER, |s| s.failed_per_s),
+        ];
+        for (label, colour, rate) in lines {
+            let points = r.samples.iter().map(|s| (s.t, rate(s)));
             rates.draw_series(LineSeries::new(points, colour.stroke_width(2)))?.label(label).legend(line_key(colour));
         }
         legend(&mut rates)?;
@@ -82,13 +85,14 @@ where
     let mut chart = ChartBuilder::on(area)
         .caption("Where time goes (mean s per image)", (FONT, 15))
         .margin(12)
-        .y_label_area_size(40)
+        .y_label_area_size(52)
         .build_cartesian_2d(0.0..1.0, 0.0..y_max)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
         .disable_x_axis()
         .y_desc("seconds")
+        .y_label_formatter(&|y| if y_max >= 5.0 { format!("{y:.0}") } else { format!("{y:.1}") })
         .label_style((FONT, 12))
         .light_line_style(WHITE)
         .draw()?;
