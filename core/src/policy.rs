@@ -18,6 +18,9 @@ pub const MAX_CHUNKS_PER_WORKFLOW: usize = 8;
 /// Chunks of one workflow processed at once (the Map state's MaxConcurrency).
 pub const MAP_MAX_CONCURRENCY: usize = 8;
 
+// Every chunk of an execution in the Map's first wave: checked when the crate compiles.
+const _: () = assert!(MAX_CHUNKS_PER_WORKFLOW <= MAP_MAX_CONCURRENCY, "one Map wave");
+
 /// Express executions are stopped after 5 minutes, without running a Catch.
 pub const EXPRESS_LIMIT: Duration = Duration::from_secs(300);
 
@@ -141,7 +144,6 @@ mod tests {
 
     #[test]
     fn one_wave_and_its_worst_case_worked_by_hand() {
-        assert!(MAX_CHUNKS_PER_WORKFLOW <= MAP_MAX_CONCURRENCY, "one Map wave");
         // 4 tries × (50 s + 10 s of init) + waits of 2 + 4 + 8 s = 254 s for the chunk; then
         // 4 × 5 s + 14 s = 34 s for its re-drive or FAILED records: 288 s.
         assert_eq!(worst_case_execution(Duration::from_secs(50)), Duration::from_secs(288));
