@@ -619,6 +619,9 @@ impl<'a> Sim<'a> {
         }
         self.admit(t);
         self.run_events(end);
+        // The queue's depth before the poller takes this step's batches (after, a queue that
+        // never backs up would always read 0).
+        self.peak_queue = self.peak_queue.max(self.queued);
         self.release(t, end - 1e-9);
         self.run_events(end);
 
