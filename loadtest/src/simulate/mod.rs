@@ -27,7 +27,7 @@
 //!   retries), so DynamoDB or S3 throttling shows as added latency and, through the held slots,
 //!   as Lambda throttling upstream.
 //!
-//! Not modelled: cold starts, jitter, SQS's non-FIFO order, the sweeper (images of an execution
+//! Not modelled: cold starts, SQS's non-FIFO order, the sweeper (images of an execution
 //! past the Express 5-minute cap are only counted), and failures other than throttling.
 
 mod config;

@@ -82,6 +82,22 @@ fn below_every_limit_latency_is_the_sum_of_the_fixed_delays() {
 }
 
 #[test]
+fn direct_uploads_are_held_to_the_api_throttle() {
+    // 10,000/s of direct uploads against a 5,000 rps stage throttle with a 5,000 burst.
+    let c = StackConfig { upload_path: UploadPath::Direct, api_rps: 5000.0, api_burst: 5000.0, ..unlimited() };
+    let images = 100_000;
+    let r = run_one(&c, images, 10_000.0, false);
+    // The burst goes at once, the rest at 5,000/s; then the fixed delays (and a batch's fill
+    // at 5,000/s: one step).
+    let admitted_by = (images as f64 - 5000.0) / 5000.0;
+    let fixed = c.direct_upload_s + c.delivery_s + c.orchestrator_s + c.chunk_s(10);
+    assert_near("drain", r.drain_s, admitted_by + fixed, 2.0 * c.step_s);
+    assert_eq!(r.bottleneck.as_deref(), Some(Resource::ApiGateway.label()));
+    // The last image arrived at 10 s and was let in at 19 s.
+    assert_near("max upload wait", r.latency.max_s - fixed, admitted_by - 10.0, 2.0 * c.step_s);
+}
+
+#[test]
 fn a_batch_fills_in_b_over_r_seconds() {
     // B / R = 0.5 s, well inside the 5 s window.
     let c = StackConfig { step_s: 0.01, chunks_per_workflow: 100, map_concurrency: 100, ..unlimited() };
