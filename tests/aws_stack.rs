@@ -862,19 +862,23 @@ async fn the_sweeper_redrives_stuck_records_through_the_queue_then_fails_them() 
             Source { key: id.original_key("jpg"), bytes: 3, etag: "e".into(), content_type: "image/jpeg".into() };
         MetadataRecord::pending(id, source, "default".into(), created_ms)
     };
-    let lost_execution = record(now - 40 * minute);
-    let lost_event = record(now - 31 * minute);
+    // Ages relative to the sweeper's deadlines: just past them, or well inside.
+    let (pending_after, processing_after) =
+        (SWEEP.pending_after.as_millis() as u64, SWEEP.processing_after.as_millis() as u64);
+    let lost_execution = record(now - processing_after - 30 * minute);
+    let lost_event = record(now - pending_after - minute);
     let fresh_pending = record(now - 5 * minute);
-    let fresh_processing = record(now - 40 * minute);
-    let done = record(now - 60 * minute);
-    let failed = record(now - 60 * minute);
+    let fresh_processing = record(now - pending_after - 10 * minute);
+    let done = record(now - pending_after - 30 * minute);
+    let failed = record(now - pending_after - 30 * minute);
     for r in [&lost_execution, &lost_event, &fresh_pending, &fresh_processing, &done, &failed] {
         stack.metadata.accept(r, "").await.unwrap();
     }
-    stack.metadata.begin(lost_execution.id, now - 11 * minute).await.unwrap();
+    stack.metadata.begin(lost_execution.id, now - processing_after - minute).await.unwrap();
     stack.metadata.begin(fresh_processing.id, now - 2 * minute).await.unwrap();
     for (r, status) in [(&done, Status::Done), (&failed, Status::Failed)] {
-        let imgpipe_core::ports::Begin::Started(begun) = stack.metadata.begin(r.id, now - 50 * minute).await.unwrap()
+        let imgpipe_core::ports::Begin::Started(begun) =
+            stack.metadata.begin(r.id, now - pending_after - 20 * minute).await.unwrap()
         else {
             panic!("not started")
         };
@@ -882,7 +886,7 @@ async fn the_sweeper_redrives_stuck_records_through_the_queue_then_fails_them() 
             error: (status == Status::Failed).then(|| imgpipe_core::ImageError::corrupt("x")),
             ..begun
         };
-        stack.metadata.finish(&[end.finished(status, now - 49 * minute)]).await.unwrap();
+        stack.metadata.finish(&[end.finished(status, now - pending_after - 19 * minute)]).await.unwrap();
     }
     let metadata = &stack.metadata;
     let untouched = |ids: [ImageId; 4]| async move {

@@ -81,9 +81,12 @@ pub const MAX_RECEIVES: u32 = 5;
 /// Times a chunk that still fails for lack of capacity after its [`RETRY`] (throttling, Lambda
 /// service errors, `RetryableError`, a task timeout) goes back to the ingest queue; the run
 /// after the last re-drive that still fails marks its images FAILED `internal` ("still
-/// throttled after N attempts"). With [`REDRIVE_DELAY`] that is about 10 minutes of waiting in
-/// the queue, on top of each run's retries. The state machine's Choice compares with it.
-pub const MAX_REDRIVES: u32 = 4;
+/// throttled after N attempts"). With [`REDRIVE_DELAY`] that is 24 minutes of waiting in the
+/// queue, on top of each run's retries: long enough for a burst on a new stack, whose DynamoDB
+/// table takes about 800 images/s until it doubles after 30 minutes, to finish slower rather
+/// than fail (`loadtest simulate`: a million uploads at 5,000/s on a cold stack end with a
+/// third FAILED after 4 re-drives, none after 12). The state machine's Choice compares with it.
+pub const MAX_REDRIVES: u32 = 12;
 
 /// How long a re-driven chunk waits in the queue before it is received again (SQS
 /// `DelaySeconds`, at most 900 s): long enough for a throttled account to recover, short
@@ -94,13 +97,16 @@ pub const REDRIVE_DELAY: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SweepPolicy {
     /// A PROCESSING record whose attempt started longer ago than this has no execution left:
-    /// an Express execution ends after 5 minutes (and its processor invocations within it),
-    /// so 10 minutes leaves no running attempt behind.
+    /// an Express execution ends after 5 minutes (and its processor invocations within it).
+    /// A chunk begun and then re-driven while Lambda throttles every later invocation keeps
+    /// its first `started_ms` through up to `MAX_REDRIVES` × `REDRIVE_DELAY` (24 minutes) and
+    /// their retries, so this stays above that.
     pub processing_after: Duration,
     /// A PENDING record created longer ago than this was never picked up (an event lost, a
     /// message dead-lettered, an execution that ended before the Map reached it). A throttled
-    /// chunk waits up to `MAX_REDRIVES` × `REDRIVE_DELAY` (8 minutes) plus its retries while
-    /// still PENDING, so this stays well above that.
+    /// chunk waits up to `MAX_REDRIVES` × `REDRIVE_DELAY` (24 minutes) plus its runs while still
+    /// PENDING: 82 minutes if every run took its execution's worst case. A record lost for
+    /// good is rare (the dead-letter alarm fires first); one re-driven twice costs nothing.
     pub pending_after: Duration,
     /// Re-drives of one record before the sweeper marks it FAILED `internal` instead.
     pub max_sweeps: u32,
@@ -113,8 +119,8 @@ pub struct SweepPolicy {
 
 /// The sweeper's defaults (the template's schedule runs it every 5 minutes).
 pub const SWEEP: SweepPolicy = SweepPolicy {
-    processing_after: Duration::from_secs(10 * 60),
-    pending_after: Duration::from_secs(30 * 60),
+    processing_after: Duration::from_secs(40 * 60),
+    pending_after: Duration::from_secs(90 * 60),
     max_sweeps: 3,
     resweep_after: Duration::from_secs(5 * 60),
 };
@@ -137,8 +143,12 @@ mod tests {
         assert!(REDRIVE_DELAY.as_secs() <= 900);
         // A chunk waiting out its re-drives is not taken for stuck while it is still PENDING.
         assert!(SWEEP.pending_after > REDRIVE_DELAY * MAX_REDRIVES * 2);
-        // No attempt outlives its execution: a PROCESSING record this old has none left.
+        // No attempt outlives its execution, and a chunk's re-drives end before the sweeper
+        // takes their records for stuck.
+        let redriving = (REDRIVE_DELAY + worst_case_execution(Duration::from_secs(50))) * MAX_REDRIVES;
         assert!(SWEEP.processing_after >= EXPRESS_LIMIT * 2);
+        assert!(SWEEP.processing_after > REDRIVE_DELAY * MAX_REDRIVES, "{redriving:?}");
+        assert!(SWEEP.pending_after > redriving, "{redriving:?}");
         assert!(SWEEP.resweep_after > Duration::ZERO);
     }
 

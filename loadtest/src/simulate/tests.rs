@@ -45,7 +45,7 @@ fn defaults_follow_the_policy_and_the_issue() {
     assert_eq!(c.chunk_size as usize, CHUNK_SIZE);
     assert_eq!(c.chunks_per_workflow as usize, MAX_CHUNKS_PER_WORKFLOW);
     assert_eq!(c.map_concurrency as usize, MAP_MAX_CONCURRENCY);
-    assert_eq!((c.retries, c.max_redrives, c.redrive_delay_s), (3, 4, 120.0));
+    assert_eq!((c.retries, c.max_redrives, c.redrive_delay_s), (3, 12, 120.0));
     assert_eq!(c.vcpus(), 2.0);
     // 60 ms fetch + 10 × 65 ms / 2 vCPUs + 40 ms store.
     assert_near("chunk time", c.chunk_s(10), 0.425, 1e-12);
@@ -187,7 +187,7 @@ fn the_dynamodb_index_binds_at_16000_images_per_s_under_50000() {
 #[test]
 fn a_new_table_serves_4000_units_then_doubles_after_30_minutes() {
     let c = StackConfig { ddb_start_wcu: 4000.0, ddb_table_max_wcu: 40_000.0, ..unlimited() };
-    let r = run_one(&c, 3_000_000, 1000.0, false);
+    let r = run_one(&c, 6_000_000, 2000.0, false);
     let per_image = c.ddb_units_per_image;
     assert_near("finished/s in the first 30 min", finished_rate(&r, 100.0, 1700.0), 4000.0 / per_image, 7.0);
     assert_near("finished/s in the next 30 min", finished_rate(&r, 1850.0, 2950.0), 8000.0 / per_image, 14.0);
