@@ -458,15 +458,20 @@ fn count(x: f64) -> String {
     if x < 100.0 && x != x.trunc() {
         return format!("{x:.2}");
     }
-    let digits = format!("{:.0}", x);
+    thousands(x)
+}
+
+/// A whole number with thousands separators (`1,000,000`).
+pub(crate) fn thousands(x: f64) -> String {
+    let digits = format!("{:.0}", x.abs());
     let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
+    for (i, d) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i) % 3 == 0 {
             out.push(',');
         }
-        out.push(c);
+        out.push(d);
     }
-    out
+    if x < -0.5 { format!("-{out}") } else { out }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use super::plot::RunPlot;
 use super::{RunResult, StackConfig, Stage};
 use crate::plot::write_figure;
-use crate::report::WriteError;
+use crate::report::{WriteError, thousands};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -144,19 +144,6 @@ impl SimReport {
 /// A run's figure's file name (without extension).
 pub(super) fn plot_name(rate: f64) -> String {
     format!("rate-{}", rate.round())
-}
-
-/// A whole number with thousands separators (`1,000,000`).
-fn thousands(x: f64) -> String {
-    let digits = format!("{:.0}", x.round().abs());
-    let mut out = String::new();
-    for (i, d) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(d);
-    }
-    if x < -0.5 { format!("-{out}") } else { out }
 }
 
 /// Seconds to a second's tenth under a minute, else minutes and seconds.
