@@ -33,6 +33,8 @@ import urllib.request
 
 import boto3
 
+from metadata_table import create_table_args
+
 ASL = pathlib.Path(__file__).resolve().parents[1] / "statemachine" / "process-images.asl.json"
 POLICY_RS = pathlib.Path(__file__).resolve().parents[2] / "core" / "src" / "policy.rs"
 MAX_REDRIVES = int(re.search(r"pub const MAX_REDRIVES: u32 = (\d+);", POLICY_RS.read_text()).group(1))
@@ -147,16 +149,7 @@ def main():
         queue_url = sqs.create_queue(QueueName="ingest")["QueueUrl"]
         role_arn = iam.create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         table = "imgpipe-metadata"
-        ddb.create_table(
-            TableName=table, BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"},
-                                  {"AttributeName": "status_shard", "AttributeType": "N"},
-                                  {"AttributeName": "created_key", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[{"IndexName": "by-status",
-                                     "KeySchema": [{"AttributeName": "status_shard", "KeyType": "HASH"},
-                                                   {"AttributeName": "created_key", "KeyType": "RANGE"}],
-                                     "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["error"]}}])
+        ddb.create_table(**create_table_args(table))
         function_arn = lam.create_function(
             FunctionName="processor", Runtime="provided.al2023", Role=role_arn, Handler="bootstrap",
             Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})["FunctionArn"]
