@@ -12,10 +12,12 @@ use imgpipe_core::preset::{Mark, Watermark};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
-/// The bundled font (DejaVu Sans Bold; licence in `assets/DejaVuSans-Bold.LICENSE`).
-static FONT: LazyLock<FontRef<'static>> = LazyLock::new(|| {
-    FontRef::try_from_slice(include_bytes!("../assets/DejaVuSans-Bold.ttf")).expect("the bundled font parses")
-});
+/// The bundled font's TrueType bytes (DejaVu Sans Bold; licence in `assets/DejaVuSans-Bold.LICENSE`).
+pub const FONT_TTF: &[u8] = include_bytes!("../assets/DejaVuSans-Bold.ttf");
+
+/// The bundled font, parsed.
+static FONT: LazyLock<FontRef<'static>> =
+    LazyLock::new(|| FontRef::try_from_slice(FONT_TTF).expect("the bundled font parses"));
 
 /// Rendition widths whose overlays are kept per watermark (the largest, for a 2048-wide
 /// rendition at the default scale, is about 200 KB).
