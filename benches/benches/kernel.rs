@@ -53,7 +53,7 @@ fn recipe(toml: &str, name: &str) -> Recipe {
 fn decode_at(bytes: &[u8], need: (u32, u32)) -> DynamicImage {
     let limits = Limits::default();
     let header = probe::probe(bytes, &limits).unwrap();
-    decode::decode(bytes, &header, &limits, need).unwrap().image
+    decode::decode(bytes, &header, &limits, Some(need)).unwrap().image
 }
 
 fn bench_decode(c: &mut Criterion, inputs: &Inputs) {

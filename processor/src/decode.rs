@@ -17,14 +17,22 @@ pub struct Decoded {
     pub image: DynamicImage,
     /// How to turn it upright.
     pub orientation: Orientation,
+    /// The original's size as stored, which renditions are sized from: the headers' (the pixels
+    /// may be shrunk on load), or the decoder's when the headers do not tell it.
+    pub size: Size,
 }
 
-/// Decodes `bytes`, at the smallest JPEG DCT scale that still covers `need` (stored orientation).
-pub fn decode(bytes: &[u8], header: &Header, limits: &Limits, need: Size) -> Result<Decoded, ImageError> {
+/// Decodes `bytes`; a JPEG at the smallest DCT scale that still covers `need` (stored
+/// orientation), or at full size when `need` is `None`.
+pub fn decode(bytes: &[u8], header: &Header, limits: &Limits, need: Option<Size>) -> Result<Decoded, ImageError> {
     let decoded = match &header.jpeg {
         Some(jpeg) if jpeg.components != 4 => {
             let image = decode_turbo(bytes, header, limits, need)?;
-            Decoded { image, orientation: jpeg.orientation.unwrap_or(Orientation::NoTransforms) }
+            Decoded {
+                image,
+                orientation: jpeg.orientation.unwrap_or(Orientation::NoTransforms),
+                size: (header.width, header.height),
+            }
         }
         _ => decode_image_rs(bytes, header, limits)?,
     };
@@ -39,8 +47,13 @@ pub fn decode(bytes: &[u8], header: &Header, limits: &Limits, need: Size) -> Res
 /// tables made every later JPEG on that thread fail, and even a good one could change how the
 /// next decodes. A new handle costs about 0.3 µs (`cargo bench -p benches --bench kernel --
 /// handle`, median of 7 runs), against 0.12 ms or more to decode even a 160×120 JPEG.
-fn decode_turbo(bytes: &[u8], header: &Header, limits: &Limits, need: Size) -> Result<DynamicImage, ImageError> {
-    let shrink = jpeg_shrink(header.width, header.height, need);
+fn decode_turbo(
+    bytes: &[u8],
+    header: &Header,
+    limits: &Limits,
+    need: Option<Size>,
+) -> Result<DynamicImage, ImageError> {
+    let shrink = need.map_or(1, |need| jpeg_shrink(header.width, header.height, need));
     let (width, height) = (header.width.div_ceil(shrink), header.height.div_ceil(shrink));
     let mut pixels = vec![0u8; width as usize * height as usize * 3];
     let mut decompressor = turbojpeg::Decompressor::new().map_err(internal)?;
@@ -91,10 +104,12 @@ fn decode_image_rs(bytes: &[u8], header: &Header, limits: &Limits) -> Result<Dec
     };
     // The allocation budget is fixed before the decoder exists: PNG applies it to every chunk it
     // inflates while reading headers, so a small file with a huge colour profile stops here.
-    let pixels = u64::from(header.width) * u64::from(header.height);
-    let budget = match header.format {
-        InputFormat::Tiff => limits.max_alloc,
-        _ => limits.max_alloc.min(pixels.saturating_mul(8).saturating_add(METADATA_ALLOWANCE)),
+    let budget = match header.size() {
+        None => limits.max_alloc,
+        Some((width, height)) => {
+            let pixels = u64::from(width) * u64::from(height);
+            limits.max_alloc.min(pixels.saturating_mul(8).saturating_add(METADATA_ALLOWANCE))
+        }
     };
     let mut image_limits = image::Limits::default();
     image_limits.max_image_width = Some(limits.max_side);
@@ -107,7 +122,7 @@ fn decode_image_rs(bytes: &[u8], header: &Header, limits: &Limits) -> Result<Dec
     check_size(width, height, limits)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let image = DynamicImage::from_decoder(decoder).map_err(classify)?;
-    Ok(Decoded { image, orientation })
+    Ok(Decoded { image, orientation, size: header.size().unwrap_or((width, height)) })
 }
 
 /// Maps the `image` crate's errors onto our taxonomy.

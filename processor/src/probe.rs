@@ -1,6 +1,7 @@
 //! Reads what an image claims about itself (format, size, frames, orientation) from its headers,
 //! without decoding a pixel, so that limits are checked before any pixel memory is allocated.
 
+use crate::geometry::Size;
 use image::metadata::Orientation;
 use imgpipe_core::{ImageError, InputFormat, Limits};
 
@@ -9,9 +10,9 @@ use imgpipe_core::{ImageError, InputFormat, Limits};
 pub struct Header {
     /// The sniffed format.
     pub format: InputFormat,
-    /// Width in pixels, as stored (before orientation).
+    /// Width in pixels, as stored (before orientation); 0 when unknown (see [`Header::size`]).
     pub width: u32,
-    /// Height in pixels, as stored (before orientation).
+    /// Height in pixels, as stored (before orientation); 0 when unknown (see [`Header::size`]).
     pub height: u32,
     /// Frames declared (1 for still images).
     pub frames: u32,
@@ -26,6 +27,14 @@ pub struct JpegInfo {
     pub components: u8,
     /// EXIF orientation, if an EXIF segment carries one.
     pub orientation: Option<Orientation>,
+}
+
+impl Header {
+    /// The size as stored, when the headers tell it. TIFF keeps its size in an IFD anywhere in
+    /// the file, so the probe leaves it to the decoder, which reads it under the same limits.
+    pub fn size(&self) -> Option<Size> {
+        (self.format != InputFormat::Tiff).then_some((self.width, self.height))
+    }
 }
 
 /// Sniffs the format and reads the header, checking every limit that the header alone decides.
@@ -59,11 +68,11 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Header, ImageError> {
         InputFormat::Gif => gif(bytes, limits)?,
         InputFormat::Webp => webp(bytes)?,
         InputFormat::Bmp => bmp(bytes)?,
-        // TIFF keeps its size in an IFD anywhere in the file: the decoder reads it, under limits.
+        // Its size is unknown here: see `Header::size`.
         InputFormat::Tiff => Header { format, width: 0, height: 0, frames: 1, jpeg: None },
     };
-    if format != InputFormat::Tiff {
-        check_size(header.width, header.height, limits)?;
+    if let Some((width, height)) = header.size() {
+        check_size(width, height, limits)?;
     }
     if header.frames > limits.max_frames {
         return Err(ImageError::limits(format!(

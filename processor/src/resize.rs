@@ -1,9 +1,13 @@
-//! Resizing with `fast_image_resize` (SIMD Lanczos3), one reusable `Resizer` per thread.
+//! Resizing with `fast_image_resize` (SIMD Lanczos3), one reusable `Resizer` per thread; and
+//! `resize_all`, which makes every rendition of a plan from one decode.
 
-use crate::geometry::Size;
+use crate::decode::Decoded;
+use crate::geometry::{Size, pick_source};
+use crate::plan::Plan;
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::DynamicImage;
 use imgpipe_core::ImageError;
+use rayon::prelude::*;
 use std::cell::RefCell;
 
 /// Scratch memory a thread's `Resizer` keeps between images. Photos need a few MiB; one huge
@@ -37,6 +41,41 @@ pub fn resize(src: &DynamicImage, size: Size, crop: bool) -> Result<DynamicImage
         })
         .map_err(|e| ImageError::internal(format!("resize to {}×{} failed: {e}", size.0, size.1)))?;
     Ok(dst)
+}
+
+/// A rendition resized, kept until every smaller one is made in case it feeds them.
+struct Made {
+    /// The rendition's index in its preset.
+    index: usize,
+    /// Its pixels, in stored orientation.
+    image: DynamicImage,
+    /// Whether smaller renditions may be resized from it (see `plan::Step::feeds`).
+    feeds: bool,
+}
+
+/// Makes every rendition of `plan` from `decoded`, largest first, each from the smallest image
+/// made so far (the decoded one or a whole-image rendition) that covers it, then turns them all
+/// upright in parallel. Returns the renditions' pixels in preset order.
+pub(crate) fn resize_all(decoded: Decoded, plan: &Plan) -> Result<Vec<DynamicImage>, ImageError> {
+    let Decoded { image: decoded, orientation, .. } = decoded;
+    let mut made: Vec<Made> = Vec::with_capacity(plan.steps().len());
+    for step in plan.steps() {
+        let sources = || std::iter::once(&decoded).chain(made.iter().filter(|m| m.feeds).map(|m| &m.image));
+        let sizes: Vec<Size> = sources().map(|image| (image.width(), image.height())).collect();
+        let source = sources().nth(pick_source(&sizes, step.target.full)).expect("pick_source picks a candidate");
+        let image = resize(source, step.target.out, step.target.crop)?;
+        made.push(Made { index: step.index, image, feeds: step.feeds });
+    }
+    // The decoded image is the largest buffer of all: free it before the renditions go on.
+    drop(decoded);
+    made.sort_unstable_by_key(|m| m.index);
+    Ok(made
+        .into_par_iter()
+        .map(|Made { mut image, .. }| {
+            image.apply_orientation(orientation);
+            image
+        })
+        .collect())
 }
 
 #[cfg(test)]
