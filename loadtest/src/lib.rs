@@ -8,7 +8,8 @@
 //!   JPEG/PNG/WebP images from a seed, plus hostile ones (truncations, text, bits flipped in
 //!   JPEG Huffman and quantisation tables and frame headers, PNG headers and data, WebP).
 //! - [`run()`]: one run: upload phase, drain, report. The binary is a thin wrapper around it.
-//! - [`report`]: [`Report`] (`report.json`), its Markdown, the plots, and [`compare`].
+//! - [`report`]: [`Report`] (`report.json`), its Markdown, its [`report::Plot`]s, and [`compare`];
+//!   [`files`]: the JSON and Markdown every report writes, and [`files::WriteError`].
 //! - [`cost`]: the cost model per million images, with documented, overridable unit prices.
 //! - [`stats`]: HDR latency percentiles, time series, the clock offset to the target.
 //! - [`soak()`]: a long run against one server: every upload followed to its final record and
@@ -17,13 +18,15 @@
 //! - [`simulate()`]: a discrete-event model of the AWS stack under a burst (no stack needed):
 //!   latency, drain time, queue depth, bottleneck and where time goes, per upload rate.
 //! - [`api`]: the v1 client (one pooled connection set); [`drain`]: paged polling of the listing.
-//! - internals: `drive` (the closed and open loops), `plot` (SVG and PNG through plotters).
+//! - internals: `drive` (the closed and open loops), `plot` (how a figure is drawn: SVG and PNG
+//!   through plotters with the processor's font, and the charts' look).
 
 pub mod api;
 pub mod config;
 pub mod cost;
 pub mod drain;
 mod drive;
+pub mod files;
 pub mod inputs;
 mod plot;
 pub mod report;

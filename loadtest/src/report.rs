@@ -1,12 +1,15 @@
 //! The report: every figure of a run with its parameters ([`Report`], written as `report.json`),
-//! the same as tables a person reads (`report.md`), the plots, and [`compare`] of two runs.
+//! the same as tables a person reads (`report.md`), its [`Plot`]s, and [`compare`] of two runs.
 
 use crate::config::{Load, Mode};
 use crate::cost::{CostEstimate, dynamodb_write_units, modelled_io_ms};
 use crate::drain::Stages;
-use crate::plot;
+use crate::files::{self, WriteError};
+use crate::plot::{COMPLETED, DrawResult, Figure, MARKER, UPLOADED, chart, legend, line_key, seconds_label, whole};
 use crate::stats::{Bin, Percentiles, Series};
 use imgpipe_core::record::rfc3339;
+use plotters::coord::Shift;
+use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -150,55 +153,14 @@ pub struct PipelineFigures {
     pub lost_ids: Vec<String>,
 }
 
-/// The report could not be written.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    /// A file or folder could not be written.
-    #[error("cannot write {path}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A plot could not be drawn.
-    #[error("cannot draw {path}: {message}")]
-    Plot {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        message: String,
-    },
-    /// A report could not be read back (compare).
-    #[error("{path} is not a loadtest report: {message}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        message: String,
-    },
-}
-
-/// The plots every report has, by file stem.
-pub const PLOTS: [&str; 4] = ["latency_histogram", "latency_cdf", "throughput", "in_flight"];
-
 impl Report {
     /// Writes `report.json`, `report.md` and each plot as SVG and PNG into `dir` (created if
     /// needed); the paths written.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, WriteError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| WriteError::Io { path, source }
-        };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let json = dir.join("report.json");
-        let text = serde_json::to_string_pretty(self).expect("a report serializes");
-        std::fs::write(&json, text).map_err(io(&json))?;
-        let md = dir.join("report.md");
-        std::fs::write(&md, self.markdown()).map_err(io(&md))?;
-        let mut written = vec![json, md];
-        written.extend(plot::write_all(self, dir)?);
+        let mut written = files::write_report(dir, "report", self, &self.markdown())?;
+        for plot in Plot::ALL {
+            written.extend(crate::plot::write_figure(dir, plot.file_stem(), &ReportFigure { plot, report: self })?);
+        }
         Ok(written)
     }
 
@@ -308,11 +270,163 @@ impl Report {
         md.push_str(&cost_markdown(&self.cost));
 
         let _ = writeln!(md, "\n## Plots\n");
-        for name in PLOTS {
+        for plot in Plot::ALL {
+            let name = plot.file_stem();
             let _ = writeln!(md, "![{name}]({name}.png)");
         }
         md
     }
+}
+
+/// The plots every report has, each its own file (`NAME.svg`, `NAME.png`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plot {
+    /// End-to-end latency histogram, with p50 and p99.
+    LatencyHistogram,
+    /// End-to-end latency CDF.
+    LatencyCdf,
+    /// Uploaded and completed images per second.
+    Throughput,
+    /// Images accepted, not yet final.
+    InFlight,
+}
+
+impl Plot {
+    /// Every plot, in the report's order.
+    pub const ALL: [Plot; 4] = [Plot::LatencyHistogram, Plot::LatencyCdf, Plot::Throughput, Plot::InFlight];
+
+    /// The file name without extension.
+    pub fn file_stem(self) -> &'static str {
+        match self {
+            Plot::LatencyHistogram => "latency_histogram",
+            Plot::LatencyCdf => "latency_cdf",
+            Plot::Throughput => "throughput",
+            Plot::InFlight => "in_flight",
+        }
+    }
+
+    /// The chart's title for `report`.
+    pub fn title(self, report: &Report) -> String {
+        let p = &report.parameters;
+        let run = format!("{} images, {}, {}", report.pipeline.uploaded, p.mode, p.load);
+        match self {
+            Plot::LatencyHistogram => format!("End-to-end latency (accepted → DONE/FAILED): {run}"),
+            Plot::LatencyCdf => format!("End-to-end latency CDF: {run}"),
+            Plot::Throughput => format!("Throughput per {} ms: {run}", report.series.bucket_ms),
+            Plot::InFlight => format!("Images accepted, not yet final: {run}"),
+        }
+    }
+
+    /// Draws this plot of `report` over `area`.
+    fn draw<DB: DrawingBackend>(self, report: &Report, area: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let caption = self.title(report);
+        match self {
+            Plot::LatencyHistogram => latency_histogram(report, caption, area),
+            Plot::LatencyCdf => latency_cdf(report, caption, area),
+            Plot::Throughput => throughput(report, caption, area),
+            Plot::InFlight => in_flight(report, caption, area),
+        }
+    }
+}
+
+/// One plot of one report, ready to draw.
+struct ReportFigure<'a> {
+    plot: Plot,
+    report: &'a Report,
+}
+
+impl Figure for ReportFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        self.plot.draw(self.report, area)
+    }
+}
+
+/// Bars of end-to-end latency, with p50 and p99 marked.
+fn latency_histogram<DB: DrawingBackend>(report: &Report, caption: String, area: &DrawingArea<DB, Shift>) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let bins = &report.e2e_histogram;
+    let x_max = bins.last().map_or(1.0, |b| b.hi_ms).max(1.0);
+    let y_max = bins.iter().map(|b| b.count).max().unwrap_or(0).max(1) as f64 * 1.3; // room for the legend
+    let mut chart = chart(area, caption, (x_max, "latency (ms)"), (y_max, "images"), &|x| whole(*x))?;
+    chart.draw_series(
+        bins.iter().map(|b| Rectangle::new([(b.lo_ms, 0.0), (b.hi_ms, b.count as f64)], UPLOADED.mix(0.75).filled())),
+    )?;
+    let e2e = &report.pipeline.e2e_latency;
+    for (label, value, colour) in [("p50", e2e.p50_ms, COMPLETED), ("p99", e2e.p99_ms, MARKER)] {
+        if e2e.count == 0 {
+            break;
+        }
+        chart
+            .draw_series(std::iter::once(PathElement::new(vec![(value, 0.0), (value, y_max)], colour.stroke_width(2))))?
+            .label(format!("{label} {value:.0} ms"))
+            .legend(line_key(colour));
+    }
+    if e2e.count > 0 {
+        legend(&mut chart)?;
+    }
+    Ok(())
+}
+
+/// The share of images at or under each latency.
+fn latency_cdf<DB: DrawingBackend>(report: &Report, caption: String, area: &DrawingArea<DB, Shift>) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let points = &report.e2e_cdf;
+    let x_max = points.last().map_or(1.0, |p| p.0).max(1.0);
+    let mut chart = chart(area, caption, (x_max, "latency (ms)"), (100.0, "images at or under (%)"), &|x| whole(*x))?;
+    chart.draw_series(LineSeries::new(points.iter().map(|&(ms, q)| (ms, q * 100.0)), UPLOADED.stroke_width(2)))?;
+    Ok(())
+}
+
+/// Uploads and completions per second, per time bucket.
+fn throughput<DB: DrawingBackend>(report: &Report, caption: String, area: &DrawingArea<DB, Shift>) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let s = &report.series;
+    let x_max = s.seconds(s.uploaded.len()).max(0.001);
+    let peak = s.uploaded.iter().chain(&s.completed).copied().max().unwrap_or(0);
+    let y_max = (s.rate(peak) * 1.3).max(1.0); // room for the legend
+    let mut chart =
+        chart(area, caption, (x_max, "seconds since start"), (y_max, "images/s"), &|x| seconds_label(*x, x_max))?;
+    for (label, counts, colour) in
+        [("uploaded", &s.uploaded, UPLOADED), ("completed (DONE or FAILED)", &s.completed, COMPLETED)]
+    {
+        // Steps: each bucket's rate held across its width.
+        let steps =
+            counts.iter().enumerate().flat_map(|(i, &c)| [(s.seconds(i), s.rate(c)), (s.seconds(i + 1), s.rate(c))]);
+        chart.draw_series(LineSeries::new(steps, colour.stroke_width(2)))?.label(label).legend(line_key(colour));
+    }
+    legend(&mut chart)?;
+    Ok(())
+}
+
+/// Images accepted and not yet final, over time.
+fn in_flight<DB: DrawingBackend>(report: &Report, caption: String, area: &DrawingArea<DB, Shift>) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let s = &report.series;
+    let x_max = s.seconds(s.in_flight.len()).max(0.001);
+    let y_max = (s.in_flight.iter().copied().max().unwrap_or(0) as f64 * 1.15).max(1.0);
+    let mut chart = chart(area, caption, (x_max, "seconds since start"), (y_max, "images in flight"), &|x| {
+        seconds_label(*x, x_max)
+    })?;
+    let points = s.in_flight.iter().enumerate().map(|(i, &n)| (s.seconds(i + 1), n as f64));
+    let start = std::iter::once((0.0, 0.0));
+    chart.draw_series(
+        AreaSeries::new(start.chain(points), 0.0, UPLOADED.mix(0.35)).border_style(UPLOADED.stroke_width(2)),
+    )?;
+    Ok(())
 }
 
 /// A side-by-side table of two runs, with the change from `a` to `b`.

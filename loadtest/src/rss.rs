@@ -6,6 +6,9 @@
 //! grow in steps, so one high sample proves nothing; a leak, though, makes every later peak
 //! higher than every earlier one, and on a long enough run by more than any margin.
 
+use crate::plot::{COMPLETED, DrawResult, Figure, GREY, MARKER, UPLOADED, chart, legend, line_key, seconds_label};
+use plotters::coord::Shift;
+use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -122,6 +125,62 @@ pub fn read_kib(pid: u32) -> Option<u64> {
 
 /// How often to sample by default.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+
+/// A soak's resident memory over time, with the warm-up's end, the first half's peak and the
+/// peak the second half may reach.
+pub(crate) struct RssPlot<'a> {
+    /// The samples and their verdict.
+    pub rss: &'a RssFigures,
+    /// The chart's title.
+    pub caption: String,
+}
+
+impl Figure for RssPlot<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let rss = self.rss;
+        let seconds = |ms: u64| ms as f64 / 1000.0;
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        let x_max = rss.samples.last().map_or(0.0, |s| seconds(s.ms)).max(0.001);
+        let top = rss.samples.iter().map(|s| s.kib).max().unwrap_or(0).max(rss.allowed_kib);
+        let y_max = (mib(top) * 1.3).max(1.0); // room for the legend
+        let mut chart = chart(
+            area,
+            self.caption.clone(),
+            (x_max, "seconds since start"),
+            (y_max, "server resident memory (MiB)"),
+            &|x| seconds_label(*x, x_max),
+        )?;
+        let line = |points: Vec<(f64, f64)>, colour: RGBColor| PathElement::new(points, colour.stroke_width(2));
+        chart
+            .draw_series(LineSeries::new(
+                rss.samples.iter().map(|s| (seconds(s.ms), mib(s.kib))),
+                UPLOADED.stroke_width(2),
+            ))?
+            .label("VmRSS")
+            .legend(line_key(UPLOADED));
+        if let Some(warm) = rss.samples.iter().find(|s| s.finished >= rss.warmup_images) {
+            let x = seconds(warm.ms);
+            chart
+                .draw_series(std::iter::once(line(vec![(x, 0.0), (x, y_max)], GREY)))?
+                .label(format!("warm-up done ({} images)", rss.warmup_images))
+                .legend(line_key(GREY));
+        }
+        for (label, kib, colour) in [
+            ("first half's peak", rss.first_half_peak_kib, COMPLETED),
+            ("allowed peak in the second half", rss.allowed_kib, MARKER),
+        ] {
+            let y = mib(kib);
+            chart
+                .draw_series(std::iter::once(line(vec![(0.0, y), (x_max, y)], colour)))?
+                .label(format!("{label}: {y:.0} MiB"))
+                .legend(line_key(colour));
+        }
+        legend(&mut chart)
+    }
+}
 
 #[cfg(test)]
 mod tests {

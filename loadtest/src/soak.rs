@@ -14,10 +14,10 @@
 
 use crate::api::Api;
 use crate::config::{Inputs, Mode};
+use crate::files::{self, WriteError};
 use crate::inputs::{InputError, InputSet, Item};
-use crate::plot::{self, RssPlot};
-use crate::report::WriteError;
-use crate::rss::{self, RssFigures, RssMargin, RssSample};
+use crate::plot;
+use crate::rss::{self, RssFigures, RssMargin, RssPlot, RssSample};
 use crate::stats::{Latencies, Percentiles};
 use bytes::Bytes;
 use imgpipe_core::preset::DEFAULT_PRESET;
@@ -645,16 +645,7 @@ impl SoakReport {
     /// Writes `soak.json`, `soak.md` and `rss.{svg,png}` into `dir` (created if needed); the
     /// paths written.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, WriteError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| WriteError::Io { path, source }
-        };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let json = dir.join("soak.json");
-        std::fs::write(&json, serde_json::to_string_pretty(self).expect("a report serializes")).map_err(io(&json))?;
-        let md = dir.join("soak.md");
-        std::fs::write(&md, self.markdown()).map_err(io(&md))?;
-        let mut written = vec![json, md];
+        let mut written = files::write_report(dir, "soak", self, &self.markdown())?;
         if let Some(rss) = &self.rss {
             let workers = match self.parameters.workers {
                 Some(1) => ", 1 worker".to_owned(),

@@ -1,6 +1,6 @@
 //! The model's parameters: every limit and delay of the stack, each a flag with its source.
 
-use super::SimulateError;
+use super::error::SimulateError;
 use imgpipe_core::policy::{
     CHUNK_SIZE, MAP_MAX_CONCURRENCY, MAX_CHUNKS_PER_WORKFLOW, MAX_REDRIVES, REDRIVE_DELAY, RETRY,
 };

@@ -1,7 +1,7 @@
 //! One figure per simulated run: the queue and the images in flight over time, arrivals and
 //! completions per second, and a stacked bar of where an image's time goes.
 
-use super::RunResult;
+use super::result::{RunResult, Sample};
 use crate::plot::{
     COMPLETED, DrawResult, FONT, Figure, GREY, MARKER, UPLOADED, chart, legend, line_key, seconds_label,
 };
@@ -38,7 +38,7 @@ impl Figure for RunPlot<'_> {
             ((peak as f64 * 1.3).max(1.0), "images"),
             &x_label,
         )?;
-        type Depth = fn(&super::Sample) -> f64;
+        type Depth = fn(&Sample) -> f64;
         let series: [(&str, RGBColor, Depth); 2] = [
             ("uploaded, not final", UPLOADED, |s| s.in_system as f64),
             ("SQS queue (messages)", MARKER, |s| s.queue as f64),
@@ -59,7 +59,7 @@ impl Figure for RunPlot<'_> {
             (peak_rate * 1.3, "images/s"),
             &x_label,
         )?;
-        type Rate = fn(&super::Sample) -> f64;
+        type Rate = fn(&Sample) -> f64;
         let lines: [(&str, RGBColor, Rate); 3] = [
             ("uploaded", GREY, |s| s.arrived_per_s),
             ("final (DONE or FAILED)", COMPLETED, |s| s.finished_per_s),

@@ -1,9 +1,12 @@
 //! The simulation's report: `simulate.json`, `simulate.md` and a figure per run.
 
+use super::config::StackConfig;
 use super::plot::RunPlot;
-use super::{RunResult, StackConfig, Stage};
+use super::result::RunResult;
+use super::stage::Stage;
+use crate::files::{self, WriteError};
 use crate::plot::write_figure;
-use crate::report::{WriteError, thousands};
+use crate::report::thousands;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -25,16 +28,7 @@ impl SimReport {
     /// Writes `simulate.json`, `simulate.md` and `rate-R.{svg,png}` per run into `dir`
     /// (created if needed); the paths written.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, WriteError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| WriteError::Io { path, source }
-        };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let json = dir.join("simulate.json");
-        std::fs::write(&json, serde_json::to_string_pretty(self).expect("a report serializes")).map_err(io(&json))?;
-        let md = dir.join("simulate.md");
-        std::fs::write(&md, self.markdown()).map_err(io(&md))?;
-        let mut written = vec![json, md];
+        let mut written = files::write_report(dir, "simulate", self, &self.markdown())?;
         for run in &self.runs {
             written.extend(write_figure(dir, &plot_name(run.rate), &RunPlot { run })?);
         }

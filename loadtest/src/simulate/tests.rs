@@ -1,7 +1,12 @@
 //! The model against closed-form cases: each test lifts every limit but one (or all) and
 //! checks the numbers that limit alone implies.
 
-use super::*;
+use super::config::StackConfig;
+use super::resource::Resource;
+use super::result::RunResult;
+use super::run::run_one;
+use super::sim::Sim;
+use super::stage::Stage;
 use imgpipe_core::policy::{CHUNK_SIZE, MAP_MAX_CONCURRENCY, MAX_CHUNKS_PER_WORKFLOW};
 
 /// Every limit out of the way: only the fixed delays are left.
