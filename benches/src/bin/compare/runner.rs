@@ -1,0 +1,102 @@
+//! The tools compared, made ready to run, and the loop that runs each one at each thread count.
+
+use crate::imgpipe::{Pipeline, run_imgpipe, workload_recipe};
+use crate::job::{Job, Measurement, Plan, Scratch, Setup, Tool};
+use crate::peers::{ScriptPeer, Vipsthumbnail};
+use crate::report::{Row, Skipped};
+use crate::sample::{BUSY, CpuSample};
+use anyhow::Result;
+use processor::Recipe;
+use std::path::Path;
+
+/// A tool made ready to run.
+enum Runner {
+    /// imgpipe's kernel with the workload's recipe.
+    Imgpipe(Recipe),
+    /// A runner script in `benches/peers/`.
+    Script(ScriptPeer),
+    /// The `vipsthumbnail` command.
+    Vips(Vipsthumbnail),
+    /// The `imgpipe process` command.
+    Pipeline(Pipeline),
+}
+
+impl Runner {
+    /// Makes `tool` ready, installing it first if allowed.
+    pub fn prepare(tool: Tool, setup: &Setup) -> Result<Self> {
+        Ok(match tool {
+            Tool::Imgpipe => Runner::Imgpipe(workload_recipe()?),
+            Tool::ImgpipePipeline => Runner::Pipeline(Pipeline::build(setup)?),
+            Tool::Sharp => Runner::Script(ScriptPeer::sharp(setup)?),
+            Tool::Vipsthumbnail => Runner::Vips(Vipsthumbnail::find(setup)?),
+            Tool::Pillow => Runner::Script(ScriptPeer::pillow(setup)?),
+        })
+    }
+
+    /// Runs `job`, leaving one output image at `job.image`.
+    pub fn run(&self, job: &Job) -> Result<Measurement> {
+        match self {
+            Runner::Imgpipe(recipe) => run_imgpipe(recipe, job),
+            Runner::Script(peer) => peer.run(job),
+            Runner::Vips(vips) => vips.run(job),
+            Runner::Pipeline(pipeline) => pipeline.run(job),
+        }
+    }
+}
+
+/// Runs every tool in `tools` at every thread count, one output image per tool in `out_dir`.
+///
+/// A peer that cannot be prepared or run is recorded as skipped; only imgpipe's failure is an error.
+pub fn run_all(
+    tools: &[Tool],
+    thread_counts: &[usize],
+    plan: Plan,
+    setup: &Setup,
+    input: &Path,
+    out_dir: &Path,
+    scratch: &Scratch,
+) -> Result<(Vec<Row>, Vec<Skipped>)> {
+    let mut results = Vec::new();
+    let mut skipped = Vec::new();
+    for &tool in tools {
+        let runner = match Runner::prepare(tool, setup) {
+            Ok(runner) => runner,
+            Err(e) if tool == Tool::Imgpipe => return Err(e),
+            Err(e) => {
+                eprintln!("{tool}: unavailable: {e:#}");
+                skipped.extend(thread_counts.iter().map(|&threads| Skipped {
+                    tool,
+                    threads,
+                    reason: format!("{e:#}"),
+                }));
+                continue;
+            }
+        };
+        for &threads in thread_counts {
+            eprintln!(
+                "{tool}, {threads} thread(s): {} warm-up + {} × {} images",
+                plan.warmup, plan.rounds, plan.per_round
+            );
+            let image = out_dir.join(format!("{tool}.jpg"));
+            let job = Job { input, threads, plan, image: &image, scratch: &scratch.0 };
+            let before = CpuSample::now();
+            let measured = runner.run(&job);
+            match measured.and_then(|measured| Row::new(tool, threads, plan, measured, &image)) {
+                Ok(row) => {
+                    let others = before.and_then(CpuSample::others_since);
+                    if let Some(others) = others.filter(|&others| others > BUSY) {
+                        eprintln!("warning: other processes used {others:.2} cores during this run");
+                    }
+                    results.push(Row { other_cpu: others, ..row });
+                }
+                Err(e) if tool == Tool::Imgpipe => return Err(e.context(format!("imgpipe failed ({threads} threads)"))),
+                Err(e) => {
+                    eprintln!("{tool}, {threads} thread(s): failed: {e:#}");
+                    skipped.push(Skipped { tool, threads, reason: format!("{e:#}") });
+                }
+            }
+        }
+    }
+
+    Ok((results, skipped))
+}
