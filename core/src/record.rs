@@ -41,6 +41,7 @@ use crate::seams::{ImageId, Status};
 use serde::{Deserialize, Serialize};
 
 /// Everything known about one image, from upload to DONE or FAILED.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetadataRecord {
     /// The image's id (partition key).
@@ -84,6 +85,7 @@ pub struct MetadataRecord {
 }
 
 /// The uploaded original.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
     /// Object key: `originals/{spread}/{id}.{ext}` ([`ImageId::original_key`]).
@@ -97,6 +99,7 @@ pub struct Source {
 }
 
 /// What the original is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Original {
     /// Sniffed format.
@@ -110,6 +113,7 @@ pub struct Original {
 }
 
 /// One stored rendition.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenditionRecord {
     /// Rendition name in the preset.
@@ -127,6 +131,7 @@ pub struct RenditionRecord {
 }
 
 /// Milliseconds spent per stage (a stage missing from stored JSON reads as 0).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StageDurations {

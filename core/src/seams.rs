@@ -7,6 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// An image's id: a ULID assigned at upload, time-sortable, the only key a client needs.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, description = "A ULID."))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ImageId(ulid::Ulid);
@@ -141,6 +142,7 @@ pub struct ImageOutcome {
 }
 
 /// Where an image is in its life.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {

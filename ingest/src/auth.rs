@@ -1,4 +1,4 @@
-//! The API key check, layered on every route that [`crate::routes::ROUTES`] marks as keyed.
+//! The API key check, layered on every route that [`crate::routes`] mounts as keyed.
 
 use crate::error::ApiError;
 use crate::state::AppState;

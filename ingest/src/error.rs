@@ -5,6 +5,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use imgpipe_core::ports::{MetadataError, QueueError, StoreError};
 use imgpipe_core::seams::Status;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 /// A refused or failed request. The body is `{"code": "...", "message": "..."}`; `code` is stable
 /// and clients branch on it, `message` is for people and may change.
@@ -162,14 +165,29 @@ impl IntoResponse for ApiError {
             }
             _ => tracing::debug!(code, message = %self, "request refused"),
         }
-        (status, Json(serde_json::json!({"code": code, "message": self.to_string()}))).into_response()
+        (status, Json(ErrorBody { code, message: self.to_string() })).into_response()
     }
+}
+
+/// The body of every error response, and its OpenAPI schema.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// Stable: clients branch on it.
+    #[schema(schema_with = code_schema)]
+    pub code: &'static str,
+    /// For people; may change.
+    pub message: String,
+}
+
+/// `code` is one of [`ApiError::CODES`].
+fn code_schema() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(ApiError::CODES))
 }
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        let retryable = matches!(&error, StoreError::Backend(b) if b.retryable);
-        Self::backend(retryable, error)
+        Self::backend(error.is_retryable(), error)
     }
 }
 
@@ -178,15 +196,13 @@ impl From<MetadataError> for ApiError {
         if let MetadataError::InvalidCursor(cursor) = &error {
             return Self::InvalidQuery(format!("cursor {cursor:?} was not handed out by this API"));
         }
-        let retryable = matches!(&error, MetadataError::Backend(b) if b.retryable);
-        Self::backend(retryable, error)
+        Self::backend(error.is_retryable(), error)
     }
 }
 
 impl From<QueueError> for ApiError {
     fn from(error: QueueError) -> Self {
-        let retryable = matches!(&error, QueueError::Backend(b) if b.retryable);
-        Self::backend(retryable, error)
+        Self::backend(error.is_retryable(), error)
     }
 }
 

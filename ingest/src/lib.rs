@@ -1,12 +1,14 @@
 //! The upload API: one axum [`Router`](axum::Router) over the ports, served by `lambda_http` on
 //! AWS and by `axum::serve` locally. It knows neither Lambda nor SQLite.
 //!
-//! - [`routes`]: the route table ([`ROUTES`]) and [`router`]; handlers stay thin.
+//! - [`routes`]: [`router`] and [`document`], gathered from the same handlers (each carries its
+//!   OpenAPI operation); handlers stay thin.
 //! - [`state`]: [`AppState`] (the ports, presets, metrics) and [`IngestConfig`] (key, limits).
 //! - [`metrics`]: the Prometheus recorder behind `GET /metrics` ([`metrics::install`]) and what it shows.
 //! - [`signing`]: [`UploadUrls`], and [`LocalUploadUrls`], the HMAC-signed upload URLs of local mode.
 //! - [`error`]: [`ApiError`], every refusal with its status and stable `code`, mapped in one place.
-//! - [`openapi`]: the OpenAPI document, built from the route table so the two cannot drift.
+//! - [`openapi`]: what the OpenAPI document says beyond the operations: info, security schemes,
+//!   which operations need the key.
 //! - [`intake`]: the one write path of an upload (also used by `imgpipe process`).
 //! - [`aws`] (feature `lambda`): S3 presigned URLs and the API key from Secrets Manager.
 //! - internals: `auth` (the API key layer), `body` (reading under a byte limit).
@@ -24,6 +26,6 @@ pub mod signing;
 pub mod state;
 
 pub use error::ApiError;
-pub use routes::{ROUTES, router};
+pub use routes::{document, router};
 pub use signing::{LocalUploadUrls, UploadUrls};
 pub use state::{AppState, IngestConfig};

@@ -7,7 +7,7 @@ use imgpipe_core::record::{MetadataRecord, RenditionRecord, now_ms};
 use imgpipe_core::seams::{ImageId, Status};
 use imgpipe_core::{PresetCatalog, preset::DEFAULT_PRESET};
 use ingest::metrics::Exposition;
-use ingest::{AppState, IngestConfig, LocalUploadUrls, ROUTES, router};
+use ingest::{AppState, IngestConfig, LocalUploadUrls, router};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -513,8 +513,9 @@ async fn the_openapi_document_describes_exactly_the_served_routes() {
     let response = app.get("/v1/openapi.json").await;
     assert_eq!(response.status(), StatusCode::OK);
     let doc: Value = response.json().await.unwrap();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.0"));
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     assert_eq!(doc["components"]["schemas"]["Error"]["required"], json!(["code", "message"]));
+    assert_eq!(doc, serde_json::to_value(ingest::document()).unwrap(), "served as built");
 
     let documented: BTreeSet<(String, String)> = doc["paths"]
         .as_object()
@@ -522,9 +523,22 @@ async fn the_openapi_document_describes_exactly_the_served_routes() {
         .iter()
         .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |m| (m.to_uppercase(), path.clone())))
         .collect();
-    let table: BTreeSet<(String, String)> =
-        ROUTES.iter().map(|r| (r.verb.as_str().to_uppercase(), r.path.to_owned())).collect();
-    assert_eq!(documented, table);
+    let api: BTreeSet<(String, String)> = [
+        ("POST", "/v1/images"),
+        ("GET", "/v1/images"),
+        ("GET", "/v1/images/{id}"),
+        ("GET", "/v1/images/{id}/renditions/{name}"),
+        ("POST", "/v1/uploads"),
+        ("PUT", "/v1/uploads/{id}"),
+        ("GET", "/healthz"),
+        ("GET", "/v1/queue"),
+        ("GET", "/metrics"),
+        ("GET", "/v1/openapi.json"),
+    ]
+    .into_iter()
+    .map(|(method, path)| (method.to_owned(), path.to_owned()))
+    .collect();
+    assert_eq!(documented, api);
 
     // Every documented (method, path) is routed: whatever the handler answers, it is not the
     // router's "no route" nor "method not allowed".
@@ -544,4 +558,21 @@ async fn the_openapi_document_describes_exactly_the_served_routes() {
     assert_error(delete, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
     let post = app.client.post(app.url("/healthz")).send().await.unwrap();
     assert_error(post, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+}
+
+#[tokio::test]
+async fn the_document_says_which_operations_need_the_key_as_the_router_enforces_it() {
+    let app = spawn_with(IngestConfig { api_key: Some("s3cret".into()), ..IngestConfig::default() }).await;
+    let doc = serde_json::to_value(ingest::document()).unwrap();
+    let id = ImageId::generate().to_string();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let keyed = !operation["security"].as_array().unwrap().is_empty();
+            assert_eq!(keyed, operation["responses"].get("401").is_some(), "{method} {path}");
+            let concrete = path.replace("{id}", &id).replace("{name}", "thumb");
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let response = app.client.request(method.clone(), app.url(&concrete)).send().await.unwrap();
+            assert_eq!(response.status() == StatusCode::UNAUTHORIZED, keyed, "{method} {path}");
+        }
+    }
 }

@@ -1,8 +1,9 @@
 //! `/v1/images`: direct uploads (raw or multipart), a record, a page of records, a rendition.
 
 use crate::body::{self, ReadError};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::intake;
+use crate::openapi::Binary;
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Body;
@@ -16,8 +17,8 @@ use bytes::{Bytes, BytesMut};
 use imgpipe_core::preset::DEFAULT_PRESET;
 use imgpipe_core::record::MetadataRecord;
 use imgpipe_core::seams::{ImageId, Status};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 /// Room for multipart framing (boundaries, part headers) on top of the file bytes.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
@@ -28,10 +29,38 @@ const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 1000;
 
 /// `?preset=` of an upload.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct UploadQuery {
+    #[param(default = json!(DEFAULT_PRESET))]
     preset: Option<String>,
+}
+
+/// The multipart form of `POST /v1/images` (read part by part, never as a whole: for the document).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct UploadForm {
+    /// The images, one part each, with a filename.
+    file: Vec<Binary>,
+    /// The preset, if not in the query.
+    preset: String,
+}
+
+/// The answer to `POST /v1/images`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Accepted {
+    /// One entry per file, in order.
+    images: Vec<AcceptedImage>,
+}
+
+/// One stored and queued image.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AcceptedImage {
+    id: ImageId,
+    status: Status,
+    /// Where its record is.
+    url: String,
 }
 
 /// One uploaded file, read in full and within the limit. Its declared type is not kept: the
@@ -41,6 +70,23 @@ struct File {
 }
 
 /// `POST /v1/images`: stores each file as an original and answers 202 with the new ids.
+#[utoipa::path(
+    post,
+    path = "/v1/images",
+    operation_id = "upload_images",
+    summary = "Upload one image (raw body) or several (multipart/form-data)",
+    params(UploadQuery),
+    request_body(content(
+        (Binary = "application/octet-stream"),
+        (Binary = "image/*"),
+        (inline(UploadForm) = "multipart/form-data"),
+    )),
+    responses(
+        (status = 202, description = "Accepted: stored and queued", body = Accepted),
+        (status = 400, description = "`unknown_preset`, `empty_upload`, `too_many_files`, `invalid_body`, `invalid_query`.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: over the upload limit; nothing was stored.", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(files))]
 pub(crate) async fn upload(
     State(state): State<AppState>,
@@ -73,9 +119,9 @@ pub(crate) async fn upload(
     for file in files {
         let id = ImageId::generate();
         intake::accept_new(&state, id, file.bytes, &preset).await?;
-        images.push(json!({"id": id, "status": Status::Pending, "url": format!("/v1/images/{id}")}));
+        images.push(AcceptedImage { id, status: Status::Pending, url: format!("/v1/images/{id}") });
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({"images": images}))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(Accepted { images })).into_response())
 }
 
 fn known_preset(state: &AppState, name: String) -> Result<String, ApiError> {
@@ -163,6 +209,18 @@ async fn record(state: &AppState, id: ImageId) -> Result<MetadataRecord, ApiErro
 }
 
 /// `GET /v1/images/{id}`: the image's metadata record.
+#[utoipa::path(
+    get,
+    path = "/v1/images/{id}",
+    operation_id = "get_image",
+    summary = "An image's metadata record",
+    params(("id" = String, Path, description = "The image's ULID.")),
+    responses(
+        (status = 200, description = "The record", body = MetadataRecord),
+        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(image_id = %id))]
 pub(crate) async fn get(
     State(state): State<AppState>,
@@ -173,20 +231,46 @@ pub(crate) async fn get(
 }
 
 /// `?status=&cursor=&limit=` of a listing.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    /// Only records of this status (parsed by the handler, to answer `invalid_query`).
+    #[param(value_type = Option<Status>)]
     status: Option<String>,
+    /// Where the previous page ended (its `next_cursor`).
     cursor: Option<String>,
+    /// Records per page.
+    #[param(minimum = 1, maximum = 1000, default = 50)]
     limit: Option<usize>,
 }
 
+/// A page of records.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Page {
+    /// Newest first.
+    images: Vec<MetadataRecord>,
+    /// Pass as `cursor` for the next page; null at the end.
+    next_cursor: Option<String>,
+}
+
 /// `GET /v1/images`: a page of records, newest first, optionally of one status.
+#[utoipa::path(
+    get,
+    path = "/v1/images",
+    operation_id = "list_images",
+    summary = "List records, newest first",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of records", body = inline(Page)),
+        (status = 400, description = "`invalid_query`: bad status, limit or parameter.", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
     // An empty `status=` is not "any status": the parameter is an enum (see the OpenAPI document).
     let status = match query.status.as_deref() {
@@ -202,10 +286,24 @@ pub(crate) async fn list(
     }
     let cursor = query.cursor.as_deref().filter(|c| !c.is_empty());
     let page = state.metadata.list(status, cursor, limit).await?;
-    Ok(Json(json!({"images": page.records, "next_cursor": page.cursor})))
+    Ok(Json(Page { images: page.records, next_cursor: page.cursor }))
 }
 
 /// `GET /v1/images/{id}/renditions/{name}`: a redirect to the rendition, or its bytes.
+#[utoipa::path(
+    get,
+    path = "/v1/images/{id}/renditions/{name}",
+    operation_id = "get_rendition",
+    summary = "A rendition: its bytes, or a redirect to a short-lived URL",
+    params(("id" = String, Path, description = "The image's ULID."), ("name" = String, Path)),
+    responses(
+        (status = 200, description = "The rendition", body = Binary, content_type = "image/*"),
+        (status = 307, description = "Redirect to a presigned URL", headers(("Location" = String))),
+        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such image or rendition.", body = ErrorBody),
+        (status = 409, description = "`not_ready`: the image is not DONE.", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(image_id = %id, rendition = %name))]
 pub(crate) async fn rendition(
     State(state): State<AppState>,

@@ -1,5 +1,6 @@
-//! The route table: one list that both the router and the OpenAPI document are built from, so
-//! the two cannot drift apart.
+//! The router and the OpenAPI document, both gathered from the same handlers: each handler
+//! carries its operation (`#[utoipa::path]`), and [`OpenApiRouter`] mounts the handler where
+//! its operation says, so the two cannot drift apart.
 
 mod images;
 mod ops;
@@ -7,173 +8,82 @@ mod uploads;
 
 use crate::auth;
 use crate::error::ApiError;
-use crate::openapi;
+use crate::openapi::{self, Access};
 use crate::state::AppState;
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware;
-use axum::routing::{MethodFilter, MethodRouter, on};
-use serde_json::Value;
+use axum::{Extension, Router, middleware};
+use std::sync::Arc;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// An HTTP method the API serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Verb {
-    /// `GET`.
-    Get,
-    /// `POST`.
-    Post,
-    /// `PUT`.
-    Put,
+/// The routes that require the API key (when one is configured).
+fn keyed() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        // Handlers sharing a path (GET and POST /v1/images) go in one `routes!`.
+        .routes(routes!(images::upload, images::list))
+        .routes(routes!(images::get))
+        .routes(routes!(images::rendition))
+        .routes(routes!(uploads::presign))
+        .routes(routes!(ops::queue))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi))
 }
 
-impl Verb {
-    /// The lowercase name, as OpenAPI keys operations.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verb::Get => "get",
-            Verb::Post => "post",
-            Verb::Put => "put",
-        }
-    }
-
-    fn filter(self) -> MethodFilter {
-        match self {
-            Verb::Get => MethodFilter::GET,
-            Verb::Post => MethodFilter::POST,
-            Verb::Put => MethodFilter::PUT,
-        }
-    }
+/// The open routes: health checks, and signed uploads (the signature is the credential).
+fn open() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(uploads::put)).routes(routes!(ops::healthz))
 }
 
-/// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Requires the API key when one is configured.
-    Key,
-    /// Open: health checks, and signed uploads (the signature is the credential).
-    Open,
+/// The OpenAPI document of every route [`router`] serves.
+pub fn document() -> OpenApi {
+    openapi::document([(Access::Key, keyed().into_openapi()), (Access::Open, open().into_openapi())])
 }
 
-/// One route: method, path (axum and OpenAPI share the `{param}` syntax), access, handler and
-/// its OpenAPI operation.
-pub struct Route {
-    /// The method.
-    pub verb: Verb,
-    /// The path template.
-    pub path: &'static str,
-    /// Who may call it.
-    pub access: Access,
-    mount: fn(MethodFilter) -> MethodRouter<AppState>,
-    operation: fn() -> Value,
-}
-
-impl Route {
-    /// The OpenAPI operation object describing this route.
-    pub fn operation(&self) -> Value {
-        (self.operation)()
-    }
-}
-
-impl std::fmt::Debug for Route {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Route")
-            .field("verb", &self.verb)
-            .field("path", &self.path)
-            .field("access", &self.access)
-            .finish()
-    }
-}
-
-/// Every route the API serves.
-pub const ROUTES: &[Route] = &[
-    Route {
-        verb: Verb::Post,
-        path: "/v1/images",
-        access: Access::Key,
-        mount: |m| on(m, images::upload),
-        operation: openapi::upload_images,
-    },
-    Route {
-        verb: Verb::Get,
-        path: "/v1/images",
-        access: Access::Key,
-        mount: |m| on(m, images::list),
-        operation: openapi::list_images,
-    },
-    Route {
-        verb: Verb::Get,
-        path: "/v1/images/{id}",
-        access: Access::Key,
-        mount: |m| on(m, images::get),
-        operation: openapi::get_image,
-    },
-    Route {
-        verb: Verb::Get,
-        path: "/v1/images/{id}/renditions/{name}",
-        access: Access::Key,
-        mount: |m| on(m, images::rendition),
-        operation: openapi::get_rendition,
-    },
-    Route {
-        verb: Verb::Post,
-        path: "/v1/uploads",
-        access: Access::Key,
-        mount: |m| on(m, uploads::presign),
-        operation: openapi::presign_uploads,
-    },
-    Route {
-        verb: Verb::Put,
-        path: "/v1/uploads/{id}",
-        access: Access::Open,
-        mount: |m| on(m, uploads::put),
-        operation: openapi::put_upload,
-    },
-    Route {
-        verb: Verb::Get,
-        path: "/healthz",
-        access: Access::Open,
-        mount: |m| on(m, ops::healthz),
-        operation: openapi::healthz,
-    },
-    Route {
-        verb: Verb::Get,
-        path: "/v1/queue",
-        access: Access::Key,
-        mount: |m| on(m, ops::queue),
-        operation: openapi::queue,
-    },
-    Route {
-        verb: Verb::Get,
-        path: "/metrics",
-        access: Access::Key,
-        mount: |m| on(m, ops::metrics),
-        operation: openapi::metrics,
-    },
-    Route {
-        verb: Verb::Get,
-        path: "/v1/openapi.json",
-        access: Access::Key,
-        mount: |m| on(m, ops::openapi),
-        operation: openapi::openapi,
-    },
-];
-
-/// The v1 API over `state`'s ports: every route of [`ROUTES`], JSON errors for unknown paths
-/// and methods. It knows neither Lambda nor SQLite: `lambda_http` or `axum::serve` runs it.
+/// The v1 API over `state`'s ports, JSON errors for unknown paths and methods, and its own
+/// description at `GET /v1/openapi.json`. It knows neither Lambda nor SQLite: `lambda_http` or
+/// `axum::serve` runs it.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new();
-    for route in ROUTES {
-        let mut method_router = (route.mount)(route.verb.filter());
-        if route.access == Access::Key {
-            method_router = method_router.route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
-        }
-        // Routes sharing a path (GET and POST /v1/images) merge into one method router.
-        router = router.route(route.path, method_router);
-    }
-    router
+    let (keyed, keyed_doc) = keyed().split_for_parts();
+    let (open, open_doc) = open().split_for_parts();
+    let document = openapi::document([(Access::Key, keyed_doc), (Access::Open, open_doc)]);
+    keyed
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key))
+        .merge(open)
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(Extension(Arc::new(document)))
         // Bodies are streamed under the configured limits by the handlers themselves.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::openapi::path::ParameterIn;
+
+    #[test]
+    fn every_operation_declares_the_parameters_of_its_path() {
+        let document = document();
+        assert!(!document.paths.paths.is_empty());
+        for (path, item) in &document.paths.paths {
+            let operations = [&item.get, &item.put, &item.post].into_iter().flatten();
+            for operation in operations {
+                let declared: Vec<_> = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .filter_map(|p| match p {
+                        utoipa::openapi::RefOr::T(p) if p.parameter_in == ParameterIn::Path => Some(p.name.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                let in_path: Vec<_> =
+                    path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).collect();
+                assert_eq!(declared, in_path, "{path}");
+                assert!(operation.security.is_some(), "{path}: who may call it is not said");
+            }
+        }
+    }
 }

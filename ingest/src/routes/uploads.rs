@@ -1,8 +1,9 @@
 //! `/v1/uploads`: bulk presigned uploads, and the local target of their URLs.
 
 use crate::body::{self, ReadError};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::intake;
+use crate::openapi::Binary;
 use crate::signing::{SignatureError, UploadGrant, unix_now};
 use crate::state::{AppState, IngestConfig};
 use axum::Json;
@@ -15,8 +16,9 @@ use imgpipe_core::InputFormat;
 use imgpipe_core::preset::DEFAULT_PRESET;
 use imgpipe_core::record::{MetadataRecord, Source, now_ms};
 use imgpipe_core::seams::{ImageId, Status};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 /// JSON bytes allowed per file entry of a bulk request (filename, content type, framing).
 const BULK_BYTES_PER_FILE: u64 = 1024;
@@ -25,20 +27,61 @@ const MAX_FILENAME: usize = 512;
 const MAX_CONTENT_TYPE: usize = 255;
 
 /// The body of `POST /v1/uploads`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BulkRequest {
+pub(crate) struct BulkRequest {
+    /// The preset of every file (`default` if absent).
     preset: Option<String>,
+    /// The files, at least one.
+    #[schema(min_items = 1)]
     files: Vec<BulkFile>,
 }
 
 /// One file a client is about to upload.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BulkFile {
+pub(crate) struct BulkFile {
     filename: String,
+    /// An image type this deployment takes (image/jpeg, image/png, image/gif, image/webp by default).
     content_type: String,
+    #[schema(minimum = 1)]
     bytes: u64,
+}
+
+/// The answer to `POST /v1/uploads`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Presigned {
+    /// One per file, in the request's order.
+    uploads: Vec<Upload>,
+}
+
+/// How to upload one file.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Upload {
+    id: ImageId,
+    filename: String,
+    #[schema(inline)]
+    method: UploadMethod,
+    url: String,
+    /// Headers the upload must send, exactly.
+    headers: BTreeMap<String, String>,
+    /// Unix seconds.
+    expires_at: u64,
+}
+
+/// The method of a presigned upload.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub(crate) enum UploadMethod {
+    /// The body is the file.
+    Put,
+}
+
+/// The answer to a signed `PUT`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Stored {
+    id: ImageId,
+    status: Status,
 }
 
 /// The format `file` (entry `index` of the request) declares, if this deployment takes it: its
@@ -61,12 +104,24 @@ fn declared_format(config: &IngestConfig, index: usize, file: &BulkFile) -> Resu
 
 /// `POST /v1/uploads`: reserves an AWAITING_UPLOAD slot per file and returns a presigned `PUT`
 /// for each.
+#[utoipa::path(
+    post,
+    path = "/v1/uploads",
+    operation_id = "presign_uploads",
+    summary = "Reserve upload slots and get one presigned PUT per file",
+    request_body = inline(BulkRequest),
+    responses(
+        (status = 200, description = "One upload per file, in order", body = inline(Presigned)),
+        (status = 400, description = "`unknown_preset`, `empty_upload`, `too_many_files`, `invalid_body`, `unsupported_content_type` (the message names the field, e.g. `files[3].content_type`).", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: a file over the upload limit, or an oversized request.", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(files))]
 pub(crate) async fn presign(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Presigned>, ApiError> {
     let config = &state.config;
     let body_limit = (config.max_bulk_files as u64).saturating_mul(BULK_BYTES_PER_FILE).saturating_add(4096);
     let bytes = body::read_limited(&headers, body, body_limit).await.map_err(|e| match e {
@@ -118,24 +173,37 @@ pub(crate) async fn presign(
         slot.status = Status::AwaitingUpload;
         slot.expires_at = Some(expires_at);
         slots.push(slot);
-        let mut headers = serde_json::Map::from_iter([("content-type".to_owned(), json!(file.content_type))]);
-        headers.extend(state.urls.put_headers().iter().map(|&(name, value)| (name.to_owned(), json!(value))));
-        uploads.push(json!({
-            "id": id,
-            "filename": file.filename,
-            "method": "PUT",
-            "url": url,
-            "headers": headers,
-            "expires_at": expires_at,
-        }));
+        let mut headers = BTreeMap::from([("content-type".to_owned(), file.content_type)]);
+        headers.extend(state.urls.put_headers().iter().map(|&(name, value)| (name.to_owned(), value.to_owned())));
+        uploads.push(Upload { id, filename: file.filename, method: UploadMethod::Put, url, headers, expires_at });
     }
     state.metadata.reserve(&slots).await?;
     tracing::debug!(slots = slots.len(), "upload slots reserved");
-    Ok(Json(json!({"uploads": uploads})))
+    Ok(Json(Presigned { uploads }))
 }
 
 /// `PUT /v1/uploads/{id}`: the bytes of a reserved slot, through a signed URL. The signature is
 /// the credential: it binds the slot, the exact size and content type, until it expires.
+#[utoipa::path(
+    put,
+    path = "/v1/uploads/{id}",
+    operation_id = "put_upload",
+    summary = "Upload the bytes of a reserved slot (local mode's presigned URL; the signature is the credential)",
+    params(
+        ("id" = String, Path, description = "The image's ULID."),
+        ("expires" = u64, Query),
+        ("size" = u64, Query),
+        ("type" = String, Query),
+        ("sig" = String, Query),
+    ),
+    request_body(content = Binary, content_type = "*/*"),
+    responses(
+        (status = 200, description = "Stored and queued", body = inline(Stored)),
+        (status = 400, description = "`invalid_id`, `content_type_mismatch`, `size_mismatch`.", body = ErrorBody),
+        (status = 403, description = "`bad_signature`, `url_expired`.", body = ErrorBody),
+        (status = 409, description = "`already_uploaded`", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(image_id = %id))]
 pub(crate) async fn put(
     State(state): State<AppState>,
@@ -143,7 +211,7 @@ pub(crate) async fn put(
     grant: Result<Query<UploadGrant>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Stored>, ApiError> {
     let id: ImageId = id.parse().map_err(ApiError::InvalidId)?;
     // Without the signed parameters this is not a signed URL at all.
     let Query(grant) = grant.map_err(|_| ApiError::BadSignature)?;
@@ -170,7 +238,7 @@ pub(crate) async fn put(
         Err(ReadError::Read(e)) => return Err(ApiError::InvalidBody(e.to_string())),
     };
     intake::accept_reserved(&state, slot, bytes).await?;
-    Ok(Json(json!({"id": id, "status": Status::Pending})))
+    Ok(Json(Stored { id, status: Status::Pending }))
 }
 
 #[cfg(test)]
