@@ -17,11 +17,10 @@
 //! not written by the function and stay an assumption (`PLATFORM_LOG_BYTES_PER_INVOCATION`).
 
 use bytes::Bytes;
-use imgpipe_core::event::S3Notification;
-use imgpipe_core::ports::{MetadataStore, ObjectMeta, ObjectStore};
-use imgpipe_core::record::{MetadataRecord, Source, now_ms};
+use imgpipe_core::preset::DEFAULT_PRESET;
 use imgpipe_core::seams::{ChunkInput, ImageId, ObjectRef, Status};
 use imgpipe_core::{Limits, PresetCatalog};
+use ingest::{AppState, IngestConfig, LocalUploadUrls};
 use processor::chunk::{ChunkConfig, ChunkService, Recipes};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -99,15 +98,24 @@ async fn what_the_functions_log_per_image() {
         Arc::new(pool),
         ChunkConfig { io_concurrency: 8, limits: Limits::default() },
     );
+    let ingest = AppState::new(
+        backend.objects.clone(),
+        backend.metadata.clone(),
+        Arc::new(LocalUploadUrls::new("http://127.0.0.1:1/", [0; 32])),
+        PresetCatalog::builtin(),
+        IngestConfig::default(),
+    );
     let bodies: Vec<Bytes> = (0..4).map(|seed| Bytes::from(photo(seed))).collect();
 
     let (mut tracing_bytes, mut emf_bytes, mut done) = (0usize, 0usize, 0usize);
     for chunk in 0..CHUNKS {
         let mut images = Vec::new();
         for i in 0..CHUNK {
-            images.push(upload(&backend, bodies[(chunk * CHUNK + i) % bodies.len()].clone()).await);
+            images.push(upload(&ingest, bodies[(chunk * CHUNK + i) % bodies.len()].clone()).await);
         }
-        logs.take(); // what the upload did is not the processor's
+        // What the uploads logged and counted is the ingest's, not the processor's.
+        logs.take();
+        emf.flush(std::io::sink()).unwrap();
         let input = ChunkInput { batch_id: format!("01JB{chunk:022}"), attempt: 0, images };
         let output = service.process(&input).instrument(lambda_span(chunk)).await.unwrap();
         done += output.results.iter().filter(|r| r.status == Status::Done).count();
@@ -176,20 +184,11 @@ async fn what_the_functions_log_per_image() {
     assert!(near(access as f64, defaults.access_log_bytes_per_request), "access line {access} B");
 }
 
-/// Stores `bytes` as an accepted direct upload, as the ingest does.
-async fn upload(backend: &adapters::local::LocalBackend, bytes: Bytes) -> ObjectRef {
+/// Accepts `bytes` as a direct upload through the ingest's own write path; the original as a
+/// chunk names it.
+async fn upload(ingest: &AppState, bytes: Bytes) -> ObjectRef {
     let id = ImageId::generate();
-    let key = id.original_key("jpg");
-    let meta = ObjectMeta { content_type: "image/jpeg".into(), ..ObjectMeta::default() };
-    let info = backend.objects.put(&key, bytes, &meta).await.unwrap();
-    let object = ObjectRef {
-        bucket: adapters::local::LOCAL_BUCKET.into(),
-        key: key.clone(),
-        size: info.size,
-        etag: info.etag.clone(),
-    };
-    let source = Source { key, bytes: info.size, etag: info.etag, content_type: meta.content_type };
-    let record = MetadataRecord::pending(id, source, "default".into(), now_ms());
-    backend.metadata.accept(&record, &S3Notification::object_created(&object, "t").to_json()).await.unwrap();
-    object
+    ingest::intake::accept_new(ingest, id, bytes, DEFAULT_PRESET).await.unwrap();
+    let source = ingest.metadata.get(id).await.unwrap().expect("an accepted upload has its record").source;
+    ObjectRef { bucket: ingest.config.bucket.clone(), key: source.key, size: source.bytes, etag: source.etag }
 }

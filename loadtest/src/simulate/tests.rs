@@ -1,7 +1,7 @@
 //! The model against closed-form cases: each test lifts every limit but one (or all) and
 //! checks the numbers that limit alone implies.
 
-use super::config::StackConfig;
+use super::config::{StackConfig, UploadPath};
 use super::resource::Resource;
 use super::result::RunResult;
 use super::run::run_one;
