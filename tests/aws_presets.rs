@@ -12,7 +12,7 @@ use imgpipe_core::ports::{MetadataStore, ObjectMeta, ObjectStore};
 use imgpipe_core::seams::{ChunkInput, ImageId, Status};
 use imgpipe_core::{Limits, OutputFormat};
 use ingest::aws::{catalog, refreshing_presets};
-use processor::chunk::{ChunkConfig, ChunkService, Recipes};
+use processor::chunk::{ChunkService, Recipes};
 use serde_json::{Value, json};
 use std::io::Cursor;
 use std::sync::Arc;
@@ -65,6 +65,8 @@ struct Stack {
     originals: S3ObjectStore,
     processed: S3ObjectStore,
     metadata: DynamoMetadataStore,
+    table: String,
+    sdk: aws_config::SdkConfig,
 }
 
 impl Stack {
@@ -78,7 +80,8 @@ impl Stack {
         let table = emulator::unique_name("records");
         emulator::create_table(&config, &table).await.unwrap();
         let [config_bucket, originals, processed] = names.map(|name| S3ObjectStore::new(&config, name));
-        Stack { config_bucket, originals, processed, metadata: DynamoMetadataStore::new(&config, table) }
+        let metadata = DynamoMetadataStore::new(&config, &table);
+        Stack { config_bucket, originals, processed, metadata, table, sdk: config }
     }
 
     async fn put_config(&self, key: &str, bytes: Vec<u8>) {
@@ -88,14 +91,13 @@ impl Stack {
     /// The ingest's presets and Router as its `main` builds them, on a loopback port.
     async fn serve_ingest(&self, refresh: Duration) -> String {
         let presets = Arc::new(WatchedPresets::open(self.config_bucket.clone(), KEY, refresh, catalog).await.unwrap());
-        let state = ingest::aws::lambda_state(
-            self.originals.clone(),
-            self.processed.clone(),
-            Arc::new(self.metadata.clone()),
-            presets.live(),
-            API_KEY.into(),
-            ingest::metrics::Exposition::default(),
-        );
+        let config = ingest::aws::Config {
+            originals_bucket: self.originals.bucket().to_owned(),
+            processed_bucket: self.processed.bucket().to_owned(),
+            metadata_table: self.table.clone(),
+            api_key: API_KEY.into(),
+        };
+        let state = ingest::aws::state(&self.sdk, &config, presets.live());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let router = refreshing_presets(ingest::router(state), presets);
@@ -107,15 +109,14 @@ impl Stack {
     async fn processor(&self, refresh: Duration) -> (WatchedPresets<Recipes>, ChunkService) {
         let presets =
             WatchedPresets::open(self.config_bucket.clone(), KEY, refresh, processor::lambda::recipes).await.unwrap();
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        let service = ChunkService::new(
-            Arc::new(self.originals.clone()),
-            Arc::new(self.metadata.clone()),
-            presets.live(),
-            Arc::new(pool),
-            ChunkConfig { io_concurrency: 4, limits: Limits::default() },
-        )
-        .with_rendition_store(Arc::new(self.processed.clone()));
+        let config = processor::lambda::Config {
+            originals_bucket: self.originals.bucket().to_owned(),
+            processed_bucket: self.processed.bucket().to_owned(),
+            metadata_table: self.table.clone(),
+            threads: 2,
+            limits: Limits::default(),
+        };
+        let service = processor::lambda::service(&self.sdk, &config, presets.live()).unwrap();
         (presets, service)
     }
 

@@ -14,7 +14,7 @@
 
 mod support;
 
-use adapters::aws::{DynamoMetadataStore, S3ObjectStore, SfnWorkflows, SqsQueue, dynamo, emulator};
+use adapters::aws::{DynamoMetadataStore, S3ObjectStore, SqsQueue, dynamo, emulator};
 use aws_config::SdkConfig;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
@@ -25,7 +25,8 @@ use imgpipe_core::record::{MetadataRecord, Source, now_ms};
 use imgpipe_core::seams::{ChunkInput, ImageId, Status};
 use imgpipe_core::{ErrorKind, Limits, PresetCatalog};
 use ingest::IngestConfig;
-use processor::chunk::{ChunkConfig, ChunkService, Recipes};
+use orchestrator::lambda::Orchestrator;
+use processor::chunk::{ChunkService, Recipes};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -69,7 +70,7 @@ fn declared() -> Declared {
     let notification = &resource("OriginalsBucket")["NotificationConfiguration"]["QueueConfigurations"][0];
     assert_eq!(notification["Event"].as_str(), Some("s3:ObjectCreated:*"));
     let notify_prefix = notification["Filter"]["S3Key"]["Rules"][0]["Value"].as_str().unwrap().to_owned();
-    assert_eq!(notify_prefix, orchestrator::group::ORIGINALS_PREFIX);
+    assert_eq!(notify_prefix, imgpipe_core::seams::ORIGINALS_PREFIX);
     let machine = resource("ProcessImagesStateMachine");
     assert_eq!(machine["Type"].as_str(), Some("EXPRESS"));
     let definition = machine["DefinitionUri"].as_str().unwrap();
@@ -136,6 +137,25 @@ impl Stack {
         }
     }
 
+    /// The ingest Lambda's configuration for this stack.
+    fn ingest_config(&self) -> ingest::aws::Config {
+        ingest::aws::Config {
+            originals_bucket: self.originals.bucket().to_owned(),
+            processed_bucket: self.processed.bucket().to_owned(),
+            metadata_table: self.table.clone(),
+            api_key: API_KEY.into(),
+        }
+    }
+
+    /// The orchestrator Lambda's clients for this stack, starting `state_machine_arn`.
+    fn orchestrator(&self, state_machine_arn: impl Into<String>) -> Orchestrator {
+        let config = orchestrator::lambda::Config {
+            state_machine_arn: state_machine_arn.into(),
+            metadata_table: self.table.clone(),
+        };
+        Orchestrator::new(&self.config, &config)
+    }
+
     /// Serves the ingest Router as the Lambda builds it, on a loopback port.
     async fn serve_ingest(&self) -> String {
         self.serve_ingest_with(Arc::new(self.originals.clone())).await
@@ -143,15 +163,7 @@ impl Stack {
 
     /// Serves the ingest Router with `originals` as its object store.
     async fn serve_ingest_with(&self, originals: Arc<dyn ObjectStore>) -> String {
-        let metrics = ingest::metrics::Exposition { recorder: Some(ingest::metrics::install()), record_counts: false };
-        let mut state = ingest::aws::lambda_state(
-            self.originals.clone(),
-            self.processed.clone(),
-            Arc::new(self.metadata.clone()),
-            PresetCatalog::builtin().into(),
-            API_KEY.into(),
-            metrics,
-        );
+        let mut state = ingest::aws::state(&self.config, &self.ingest_config(), PresetCatalog::builtin().into());
         // What the test puts in front of S3 (e.g. a check that the record came first).
         state.objects = originals;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -160,17 +172,18 @@ impl Stack {
         format!("http://{addr}")
     }
 
+    /// The processor's chunk service as the Lambda builds it (two kernel threads), with the
+    /// built-in presets.
     fn chunk_service(&self) -> ChunkService {
         let recipes = Recipes::new(&PresetCatalog::builtin(), |logo| std::fs::read(logo)).unwrap();
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        ChunkService::new(
-            Arc::new(self.originals.clone()),
-            Arc::new(self.metadata.clone()),
-            Arc::new(recipes),
-            Arc::new(pool),
-            ChunkConfig { io_concurrency: 8, limits: Limits::default() },
-        )
-        .with_rendition_store(Arc::new(self.processed.clone()))
+        let config = processor::lambda::Config {
+            originals_bucket: self.originals.bucket().to_owned(),
+            processed_bucket: self.processed.bucket().to_owned(),
+            metadata_table: self.table.clone(),
+            threads: 2,
+            limits: Limits::default(),
+        };
+        processor::lambda::service(&self.config, &config, Arc::new(recipes)).unwrap()
     }
 
     /// Receives until `wanted` ObjectCreated notifications (and whatever else is there) arrived.
@@ -226,7 +239,7 @@ impl Stack {
 
 /// Delivers messages to the orchestrator handler as the SQS event source does: one `SqsEvent`,
 /// then deletes every message the response does not list as failed.
-async fn deliver(stack: &Stack, workflows: &SfnWorkflows, messages: &[Message]) -> SqsBatchResponse {
+async fn deliver(stack: &Stack, orchestrator: &Orchestrator, messages: &[Message]) -> SqsBatchResponse {
     let event = SqsEvent {
         records: messages
             .iter()
@@ -240,7 +253,7 @@ async fn deliver(stack: &Stack, workflows: &SfnWorkflows, messages: &[Message]) 
             })
             .collect(),
     };
-    let response = orchestrator::lambda::handle(event, workflows, &stack.metadata).await;
+    let response = orchestrator.handle(event).await;
     let failed: BTreeSet<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     let done: Vec<String> =
         messages.iter().filter(|m| !failed.contains(m.id.as_str())).map(|m| m.receipt.clone()).collect();
@@ -340,7 +353,7 @@ async fn uploads_flow_through_queue_state_machine_and_processor_exactly_once() {
 
     let messages = stack.receive_events(all.len()).await;
     assert!(messages.iter().any(|m| m.body.contains("s3:TestEvent")), "moto sends a test event first");
-    let workflows = SfnWorkflows::new(&stack.config, &stack.state_machine_arn);
+    let workflows = stack.orchestrator(&stack.state_machine_arn);
     let response = deliver(&stack, &workflows, &messages).await;
     assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
 
@@ -520,7 +533,7 @@ async fn an_event_without_a_record_is_redelivered_then_dead_lettered_and_a_late_
     for id in [orphan, late] {
         stack.originals.put(&id.original_key("jpg"), photo().into(), &meta).await.unwrap();
     }
-    let workflows = SfnWorkflows::new(&stack.config, &stack.state_machine_arn);
+    let workflows = stack.orchestrator(&stack.state_machine_arn);
     let created = |messages: &[Message]| -> Vec<Message> {
         messages.iter().filter(|m| m.body.contains("ObjectCreated")).cloned().collect()
     };
@@ -589,7 +602,7 @@ async fn a_group_that_does_not_start_is_redelivered_and_poison_reaches_the_dead_
     let messages = stack.receive_events(1).await;
 
     // The state machine does not exist: the group's message is a batch item failure, kept.
-    let missing = SfnWorkflows::new(&stack.config, format!("{}-missing", stack.state_machine_arn));
+    let missing = stack.orchestrator(format!("{}-missing", stack.state_machine_arn));
     let response = deliver(&stack, &missing, &messages).await;
     let created = messages.iter().find(|m| m.body.contains("ObjectCreated")).unwrap().clone();
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
@@ -598,7 +611,7 @@ async fn a_group_that_does_not_start_is_redelivered_and_poison_reaches_the_dead_
     let messages = stack.receive_events(1).await;
     assert_eq!(messages[0].id, created.id);
     assert_eq!(messages[0].receive_count, 2, "the same message, received again");
-    let workflows = SfnWorkflows::new(&stack.config, &stack.state_machine_arn);
+    let workflows = stack.orchestrator(&stack.state_machine_arn);
     assert!(deliver(&stack, &workflows, &messages).await.batch_item_failures.is_empty());
     assert_eq!(stack.execution_outputs().await.len(), 1);
 
@@ -737,7 +750,7 @@ async fn each_invocation_writes_its_metrics_as_embedded_metric_format() {
         ids.push(id);
     }
     let messages = stack.receive_events(files.len()).await;
-    let workflows = SfnWorkflows::new(&stack.config, &stack.state_machine_arn);
+    let workflows = stack.orchestrator(&stack.state_machine_arn);
     let mut orchestrator_log = Vec::new();
     let response =
         emf.around("orchestrator-invocation", deliver(&stack, &workflows, &messages), &mut orchestrator_log).await;
@@ -852,7 +865,7 @@ fn emf_metrics(log: &[u8], request_id: &str) -> BTreeMap<MetricKey, (&'static st
 async fn the_sweeper_redrives_stuck_records_through_the_queue_then_fails_them() {
     use imgpipe_core::event::{Notification, Redrive};
     use imgpipe_core::policy::SWEEP;
-    use orchestrator::sweep::Sweeper;
+    use orchestrator::lambda::{SweeperClients, SweeperConfig};
     let stack = Stack::create().await;
     let minute = 60_000;
     let now = now_ms();
@@ -899,7 +912,14 @@ async fn the_sweeper_redrives_stuck_records_through_the_queue_then_fails_them() 
     let others = [fresh_pending.id, fresh_processing.id, done.id, failed.id];
     let before = untouched(others).await;
     let bucket = stack.originals.bucket().to_owned();
-    let sweeper = Sweeper::new(&stack.metadata, &stack.queue, bucket.clone(), SWEEP);
+    // The sweeper as its Lambda builds it.
+    let config = SweeperConfig {
+        metadata_table: stack.table.clone(),
+        ingest_queue_url: stack.queue_url.clone(),
+        originals_bucket: bucket.clone(),
+    };
+    let clients = SweeperClients::new(&stack.config, &config);
+    let sweeper = clients.sweeper(SWEEP);
     let stuck_keys: BTreeSet<String> = [&lost_execution, &lost_event].iter().map(|r| r.source.key.clone()).collect();
 
     // Sweep 1, twice at once: one count per record, one re-drive message between them.
@@ -933,7 +953,7 @@ async fn the_sweeper_redrives_stuck_records_through_the_queue_then_fails_them() 
     }
 
     // The orchestrator handler starts the re-drive as a workflow carrying its attempt.
-    let workflows = SfnWorkflows::new(&stack.config, &stack.state_machine_arn);
+    let workflows = stack.orchestrator(&stack.state_machine_arn);
     let redrives: Vec<Message> = messages.into_iter().filter(|m| m.body.contains("imgpipe_redrive")).collect();
     assert!(deliver(&stack, &workflows, &redrives).await.batch_item_failures.is_empty());
     let outputs = stack.execution_outputs().await;
@@ -951,12 +971,7 @@ async fn the_sweeper_redrives_stuck_records_through_the_queue_then_fails_them() 
     assert_eq!(sweeper.run(now).await.unwrap().stuck, 0, "swept once: not due again yet");
     let resweep = SWEEP.resweep_after.as_millis() as u64;
     assert_eq!(sweeper.run(now + resweep + 1).await.unwrap().redriven, 2, "due again after resweep_after");
-    let sweeper = Sweeper::new(
-        &stack.metadata,
-        &stack.queue,
-        bucket.clone(),
-        imgpipe_core::policy::SweepPolicy { resweep_after: Duration::ZERO, ..SWEEP },
-    );
+    let sweeper = clients.sweeper(imgpipe_core::policy::SweepPolicy { resweep_after: Duration::ZERO, ..SWEEP });
     for sweep in 3..=SWEEP.max_sweeps {
         let report = sweeper.run(now).await.unwrap();
         assert_eq!((report.redriven, report.failed), (2, 0), "sweep {sweep}");

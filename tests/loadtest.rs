@@ -7,7 +7,7 @@
 mod server;
 
 use loadtest::inputs::InputKind;
-use loadtest::report::PLOTS;
+use loadtest::report::Plot;
 use loadtest::{Inputs, Load, Mode, Report, RunConfig, Size};
 use server::Server;
 use std::collections::BTreeMap;
@@ -81,7 +81,7 @@ fn assert_consistent(report: &Report, out: &Path) {
     assert!((read.pipeline.e2e_latency.p99_ms - p.e2e_latency.p99_ms).abs() < 1e-9);
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains(&format!("| uploaded = completed + failed + lost | {IMAGES} =")), "{md}");
-    for name in PLOTS {
+    for name in Plot::ALL.map(Plot::file_stem) {
         let svg = std::fs::read_to_string(out.join(format!("{name}.svg"))).unwrap();
         assert!(svg.starts_with("<svg") && svg.len() > 1000, "{name}.svg");
         let png = image::open(out.join(format!("{name}.png"))).unwrap();

@@ -1,17 +1,20 @@
-//! The ingest Lambda's pieces (feature `lambda`): S3 presigned URLs, the API key from
-//! Secrets Manager, and the presets check before each request.
+//! The ingest Lambda's pieces (feature `lambda`): its [`Config`], the [`state`] its `main` and
+//! the emulated-stack tests build alike, S3 presigned URLs, the API key from Secrets Manager,
+//! and the presets check before each request.
 
+use crate::metrics::Exposition;
 use crate::signing::{UploadUrls, UrlError};
-use adapters::aws::S3ObjectStore;
+use crate::{AppState, IngestConfig};
 use adapters::aws::presets::{LoadedPresets, WatchedPresets};
 use adapters::aws::s3::IF_NONE_MATCH;
+use adapters::aws::{DynamoMetadataStore, Env, MissingVar, S3ObjectStore, vars};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
-use imgpipe_core::PresetCatalog;
 use imgpipe_core::seams::ImageId;
+use imgpipe_core::{Live, PresetCatalog};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +33,7 @@ pub struct S3UploadUrls {
 }
 
 fn url_error(error: imgpipe_core::ports::BackendError) -> UrlError {
-    UrlError { message: error.message.clone(), source: Some(Box::new(error)) }
+    UrlError { message: error.to_string(), source: Some(Box::new(error)) }
 }
 
 #[async_trait]
@@ -89,28 +92,71 @@ pub fn refreshing_presets(router: Router, presets: Arc<WatchedPresets<PresetCata
     }))
 }
 
-/// The API's state as the ingest Lambda builds it: originals and renditions in S3 (presigned
-/// URLs both ways), records in DynamoDB, no queue gauges and no record counts (see
-/// [`crate::metrics::Exposition`]). The Lambda `main` and the emulated-stack tests share it.
-pub fn lambda_state(
-    originals: S3ObjectStore,
-    processed: S3ObjectStore,
-    metadata: Arc<dyn imgpipe_core::ports::MetadataStore>,
-    presets: imgpipe_core::Live<PresetCatalog>,
-    api_key: String,
-    metrics: crate::metrics::Exposition,
-) -> crate::AppState {
-    crate::AppState {
-        objects: Arc::new(originals.clone()),
-        metadata,
-        queue: None,
-        config: Arc::new(crate::IngestConfig {
-            api_key: Some(api_key),
-            bucket: originals.bucket().to_owned(),
-            ..crate::IngestConfig::default()
-        }),
-        urls: Arc::new(S3UploadUrls { originals, processed }),
-        presets,
-        metrics,
+/// What the ingest Lambda is configured with: its buckets, its table and its API key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where uploads land (`ORIGINALS_BUCKET`).
+    pub originals_bucket: String,
+    /// Where renditions are (`PROCESSED_BUCKET`).
+    pub processed_bucket: String,
+    /// The metadata records (`METADATA_TABLE`).
+    pub metadata_table: String,
+    /// The key clients must present (the secret `API_KEY_SECRET_ARN` names).
+    pub api_key: String,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The API key stays out of logs.
+        f.debug_struct("Config")
+            .field("originals_bucket", &self.originals_bucket)
+            .field("processed_bucket", &self.processed_bucket)
+            .field("metadata_table", &self.metadata_table)
+            .finish_non_exhaustive()
     }
+}
+
+/// The ingest Lambda's configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required environment variable is missing.
+    #[error(transparent)]
+    Missing(#[from] MissingVar),
+    /// The API key could not be read from its secret.
+    #[error("the API key: {0}")]
+    ApiKey(#[source] UrlError),
+}
+
+impl Config {
+    /// From the environment the template sets, failing fast on a missing variable; the API key
+    /// is read from Secrets Manager (once, at cold start).
+    pub async fn from_env(sdk: &SdkConfig) -> Result<Config, ConfigError> {
+        let secret_arn = Env.require(vars::API_KEY_SECRET_ARN)?;
+        Ok(Config {
+            originals_bucket: Env.require(vars::ORIGINALS_BUCKET)?,
+            processed_bucket: Env.require(vars::PROCESSED_BUCKET)?,
+            metadata_table: Env.require(vars::METADATA_TABLE)?,
+            api_key: api_key(sdk, &secret_arn).await.map_err(ConfigError::ApiKey)?,
+        })
+    }
+}
+
+/// The API's state as the ingest Lambda builds it: originals and renditions in S3 (presigned
+/// URLs both ways), records in DynamoDB, this instance's own counters in `/metrics` and no
+/// queue gauges or record counts (see [`crate::metrics::Exposition`]). The Lambda `main` and
+/// the emulated-stack tests share it.
+pub fn state(sdk: &SdkConfig, config: &Config, presets: Live<PresetCatalog>) -> AppState {
+    let originals = S3ObjectStore::new(sdk, &config.originals_bucket);
+    let processed = S3ObjectStore::new(sdk, &config.processed_bucket);
+    let metadata = DynamoMetadataStore::new(sdk, &config.metadata_table);
+    let ingest = IngestConfig {
+        api_key: Some(config.api_key.clone()),
+        bucket: config.originals_bucket.clone(),
+        ..IngestConfig::default()
+    };
+    let urls = S3UploadUrls { originals: originals.clone(), processed };
+    // The pipeline's numbers are in CloudWatch (EMF from the other functions), and counting
+    // records would read the whole status index.
+    let metrics = Exposition { recorder: Some(crate::metrics::install()), record_counts: false };
+    AppState::new(Arc::new(originals), Arc::new(metadata), Arc::new(urls), presets, ingest).with_metrics(metrics)
 }

@@ -58,6 +58,40 @@ pub struct AppState {
     pub config: Arc<IngestConfig>,
 }
 
+impl AppState {
+    /// A state over these ports and settings, without queue gauges or a metrics recorder (add
+    /// them with [`AppState::with_queue`] and [`AppState::with_metrics`]).
+    pub fn new(
+        objects: Arc<dyn ObjectStore>,
+        metadata: Arc<dyn MetadataStore>,
+        urls: Arc<dyn UploadUrls>,
+        presets: impl Into<Live<PresetCatalog>>,
+        config: IngestConfig,
+    ) -> Self {
+        Self {
+            objects,
+            metadata,
+            queue: None,
+            urls,
+            presets: presets.into(),
+            metrics: Exposition::default(),
+            config: Arc::new(config),
+        }
+    }
+
+    /// The same state, showing `queue`'s gauges in `/metrics` (a process that can see its queue).
+    pub fn with_queue(mut self, queue: Arc<dyn EventQueue>) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
+    /// The same state, with `metrics` as what `/metrics` shows.
+    pub fn with_metrics(mut self, metrics: Exposition) -> Self {
+        self.metrics = metrics;
+        self
+    }
+}
+
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The ports are trait objects without `Debug`; the config is what tells states apart.

@@ -39,15 +39,15 @@ async fn spawn_with(config: IngestConfig) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let urls = LocalUploadUrls::new(base.clone(), SECRET);
-    let state = AppState {
-        objects: backend.objects.clone(),
-        metadata: backend.metadata.clone(),
-        queue: Some(backend.queue.clone()),
-        urls: Arc::new(urls.clone()),
-        presets: PresetCatalog::builtin().into(),
-        metrics: Exposition { recorder: Some(ingest::metrics::install()), record_counts: true },
-        config: Arc::new(config),
-    };
+    let state = AppState::new(
+        backend.objects.clone(),
+        backend.metadata.clone(),
+        Arc::new(urls.clone()),
+        PresetCatalog::builtin(),
+        config,
+    )
+    .with_queue(backend.queue.clone())
+    .with_metrics(Exposition { recorder: Some(ingest::metrics::install()), record_counts: true });
     tokio::spawn(axum::serve(listener, router(state)).into_future());
     TestApp { base, client: reqwest::Client::new(), backend, urls, _dir: dir }
 }
