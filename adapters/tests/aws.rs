@@ -1,6 +1,7 @@
 //! The AWS adapters on moto (`IMGPIPE_MOTO_URL`): the same conformance suite as the local ones,
 //! then what only AWS needs (retries on throttling, SlowDown and unprocessed batch items).
 
+#[macro_use]
 mod conformance;
 mod faults;
 
@@ -44,30 +45,9 @@ async fn metadata() -> DynamoMetadataStore {
     DynamoMetadataStore::new(&config, table)
 }
 
-macro_rules! conformance {
-    ($module:ident on $make:ident: $($test:ident),+ $(,)?) => {
-        mod $module {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    crate::conformance::$module::$test(&super::$make().await).await;
-                }
-            )+
-        }
-    };
-}
-
-conformance!(objects on objects:
-    round_trip, metadata_round_trip, not_found, invalid_keys, overwrite_changes_etag, list_is_lexical,
-    put_is_atomic_for_readers,
-);
-conformance!(queue on queue: send_receive_ack, lease_expiry_redelivers, receive_respects_max, stats, delayed_send_waits);
-conformance!(metadata on metadata:
-    accept_then_get, duplicate_accept_conflicts, reserve_then_accept_upgrades, begin_transitions_and_counts_attempts,
-    begin_on_final_is_already_final, begin_unknown, finish_is_exactly_once, list_paginates_newest_first, list_merges_many_records,
-    counts_by_status_and_kind, begin_and_finish_remove_expires_at, existing_reports_records,
-    sweep_is_conditional_on_the_record_as_seen,
-);
+conformance_suite!(objects as objects, ((), Box::new(super::objects().await)));
+conformance_suite!(queue as queue, ((), Box::new(super::queue().await)));
+conformance_suite!(metadata as metadata, ((), Box::new(super::metadata().await)));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_dead_letters_after_max_receives() {
@@ -109,7 +89,7 @@ async fn throttled_and_slowed_calls_that_outlast_the_retries_are_retryable_error
     let store = S3ObjectStore::from_client(faults.s3(&config), objects_with(&config).await.bucket());
     let error = store.get("missing").await.unwrap_err();
     assert!(
-        matches!(&error, imgpipe_core::ports::StoreError::Backend(b) if b.retryable),
+        matches!(&error, imgpipe_core::ports::StoreError::Backend(_)) && error.is_retryable(),
         "SlowDown must be retryable: {error:?}"
     );
 }

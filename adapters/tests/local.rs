@@ -1,6 +1,7 @@
 //! The local adapters: the conformance suite, then what only the local backend promises
 //! (atomic accept+enqueue, crash-restart, a root no key escapes, one file shared by writers).
 
+#[macro_use]
 mod conformance;
 
 use adapters::LocalBackend;
@@ -25,41 +26,23 @@ fn open() -> (TempDir, LocalBackend) {
     (dir, backend)
 }
 
-macro_rules! conformance {
-    ($module:ident on $field:ident: $($test:ident),+ $(,)?) => {
-        conformance!($module as $module, |backend| backend.$field; $($test),+);
-    };
-    ($module:ident as $name:ident, |$backend:ident| $store:expr; $($test:ident),+ $(,)?) => {
-        mod $name {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let (_dir, $backend) = super::open();
-                    let store = $store;
-                    crate::conformance::$module::$test(&*store).await;
-                }
-            )+
-        }
-    };
-}
-
-conformance!(objects on objects:
-    round_trip, metadata_round_trip, not_found, invalid_keys, overwrite_changes_etag, list_is_lexical,
-    put_is_atomic_for_readers,
-);
+conformance_suite!(objects as objects, {
+    let (dir, backend) = super::open();
+    (dir, backend.objects)
+});
 // The same suite through a hand-off in front of the files (as the local stack uses them).
-conformance!(objects as objects_through_handoff,
-    |backend| std::sync::Arc::new(adapters::local::Handoff::new(backend.objects, 1 << 20));
-    round_trip, metadata_round_trip, not_found, invalid_keys, overwrite_changes_etag, list_is_lexical,
-    put_is_atomic_for_readers,
-);
-conformance!(queue on queue: send_receive_ack, lease_expiry_redelivers, receive_respects_max, stats, delayed_send_waits);
-conformance!(metadata on metadata:
-    accept_then_get, duplicate_accept_conflicts, reserve_then_accept_upgrades, begin_transitions_and_counts_attempts,
-    begin_on_final_is_already_final, begin_unknown, finish_is_exactly_once, list_paginates_newest_first, list_merges_many_records,
-    counts_by_status_and_kind, begin_and_finish_remove_expires_at, existing_reports_records,
-    sweep_is_conditional_on_the_record_as_seen,
-);
+conformance_suite!(objects as objects_through_handoff, {
+    let (dir, backend) = super::open();
+    (dir, std::sync::Arc::new(adapters::local::Handoff::new(backend.objects, 1 << 20)))
+});
+conformance_suite!(queue as queue, {
+    let (dir, backend) = super::open();
+    (dir, backend.queue)
+});
+conformance_suite!(metadata as metadata, {
+    let (dir, backend) = super::open();
+    (dir, backend.metadata)
+});
 
 #[tokio::test]
 async fn queue_dead_letters_after_max_receives() {

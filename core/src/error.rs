@@ -35,11 +35,6 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
         }
     }
-
-    /// Whether trying the same image again could succeed.
-    pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorKind::Internal)
-    }
 }
 
 impl fmt::Display for ErrorKind {
@@ -102,11 +97,5 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
             assert_eq!(serde_json::from_str::<ErrorKind>(&json).unwrap(), kind);
         }
-    }
-
-    #[test]
-    fn only_internal_errors_are_retryable() {
-        let retryable: Vec<_> = ErrorKind::ALL.into_iter().filter(|k| k.is_retryable()).collect();
-        assert_eq!(retryable, [ErrorKind::Internal]);
     }
 }

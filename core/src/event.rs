@@ -1,6 +1,7 @@
 //! The S3 ObjectCreated event notification: what S3 sends to SQS on AWS, and what the local
 //! upload path enqueues itself, so the orchestrator parses one shape in both modes.
 
+use crate::record::{Source, rfc3339};
 use crate::seams::ObjectRef;
 use serde::{Deserialize, Serialize};
 
@@ -152,6 +153,19 @@ impl S3Notification {
         }
     }
 
+    /// The notification for an original stored in `bucket` as `source` at `at_ms` (Unix
+    /// milliseconds): what S3 sends on AWS, and what the local backend enqueues for every
+    /// accepted or recovered upload.
+    pub fn original_stored(bucket: &str, source: &Source, at_ms: u64) -> Self {
+        let object = ObjectRef {
+            bucket: bucket.to_owned(),
+            key: source.key.clone(),
+            size: source.bytes,
+            etag: source.etag.clone(),
+        };
+        Self::object_created(&object, &rfc3339(at_ms))
+    }
+
     /// The JSON body.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("notifications serialise")
@@ -220,6 +234,20 @@ mod tests {
         assert_eq!(Notification::parse(&event.to_json()).unwrap(), Notification::Created(vec![]));
         assert!(Notification::parse("{}").is_err());
         assert!(Notification::parse("not json").is_err());
+    }
+
+    #[test]
+    fn a_stored_original_is_announced_with_its_source() {
+        let source = Source {
+            key: "originals/ab/01JD.jpg".into(),
+            bytes: 7,
+            etag: "e".into(),
+            content_type: "image/jpeg".into(),
+        };
+        let event = S3Notification::original_stored("b", &source, 1_767_225_600_000);
+        assert_eq!(event.records[0].event_time, rfc3339(1_767_225_600_000));
+        let object = ObjectRef { bucket: "b".into(), key: source.key.clone(), size: 7, etag: "e".into() };
+        assert_eq!(Notification::parse(&event.to_json()).unwrap(), Notification::Created(vec![object]));
     }
 
     #[test]

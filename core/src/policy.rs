@@ -70,8 +70,18 @@ pub const RETRY: RetryPolicy = RetryPolicy {
 impl RetryPolicy {
     /// The wait before retry `n` (1-based), before jitter: interval × rate^(n-1), capped.
     pub fn delay(&self, n: u32) -> Duration {
-        let factor = self.backoff_rate.powi(n.saturating_sub(1) as i32);
-        self.interval.mul_f64(factor).min(self.max_delay)
+        let exponent = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
+        // Capped before it becomes a Duration: a large `n` would overflow `Duration::mul_f64`.
+        let seconds = self.interval.as_secs_f64() * self.backoff_rate.powi(exponent);
+        Duration::from_secs_f64(seconds.min(self.max_delay.as_secs_f64()))
+    }
+
+    /// The wait before retry `n` with full jitter (the AWS Architecture Blog's recommendation):
+    /// `random` (uniform in `[0, 1)`, e.g. `fastrand::f64()`) of [`delay`](Self::delay)`(n)`.
+    /// Clients retrying at random points of the window spread out instead of all coming back
+    /// together. The caller passes the randomness in, so this stays pure and testable.
+    pub fn jittered(&self, n: u32, random: f64) -> Duration {
+        self.delay(n).mul_f64(random.clamp(0.0, 1.0))
     }
 }
 
@@ -135,6 +145,18 @@ mod tests {
         assert_eq!(RETRY.delay(2), Duration::from_secs(4));
         assert_eq!(RETRY.delay(3), Duration::from_secs(8));
         assert_eq!(RETRY.delay(10), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn jitter_picks_a_point_under_the_growing_ceiling() {
+        assert_eq!(RETRY.jittered(2, 0.0), Duration::ZERO);
+        assert_eq!(RETRY.jittered(2, 0.5), Duration::from_secs(2));
+        assert_eq!(RETRY.jittered(3, 1.0), RETRY.delay(3));
+        for n in 1..40 {
+            assert!(RETRY.jittered(n, 0.999) <= RETRY.delay(n));
+            assert!(RETRY.delay(n) <= RETRY.max_delay, "retry {n}");
+        }
+        assert_eq!(RETRY.delay(u32::MAX), RETRY.max_delay, "no overflow however many retries");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The ports: what the pipeline needs from storage, queueing, workflows and metadata, shaped
 //! so that S3, SQS, Step Functions and DynamoDB on AWS, and the filesystem and SQLite locally,
-//! implement them with the same meaning (see STYLE.md on `object_store`).
+//! implement them with the same meaning (as `object_store`'s backends do).
 //!
 //! Errors mean the same on every backend; the backend's own error is kept as the `source`.
 
@@ -12,16 +12,18 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 /// A backend failure, with whether trying again may help (throttling, 5xx, timeouts).
+///
+/// Whether a failure is worth retrying is decided here, once: each backend says so when it maps
+/// its own error in (`BackendError::retryable` or `permanent`), and every caller (the chunk
+/// service, the workflow runner, the API's status codes) asks [`is_retryable`](Self::is_retryable)
+/// of the port error it got.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct BackendError {
-    /// What failed, for a person.
-    pub message: String,
-    /// Whether the same call may succeed later.
-    pub retryable: bool,
-    /// The backend's own error.
+    message: String,
+    retryable: bool,
     #[source]
-    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl BackendError {
@@ -34,7 +36,33 @@ impl BackendError {
     pub fn permanent(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self { message: message.into(), retryable: false, source: Some(Box::new(source)) }
     }
+
+    /// A failure the backend reported without an error value of its own (a per-entry failure
+    /// in a batch response, retries of unprocessed items run out, a refused setting).
+    pub fn without_source(message: impl Into<String>, retryable: bool) -> Self {
+        Self { message: message.into(), retryable, source: None }
+    }
+
+    /// Whether the same call may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
 }
+
+/// Gives a port error whose only retryable case is a [`BackendError`] its `is_retryable`.
+macro_rules! retryable_when_backend {
+    ($($error:ident),+) => {$(
+        impl $error {
+            /// Whether the same call may succeed later: only a backend failure may, and only
+            /// when [`BackendError::is_retryable`] says so.
+            pub fn is_retryable(&self) -> bool {
+                matches!(self, Self::Backend(b) if b.is_retryable())
+            }
+        }
+    )+};
+}
+
+retryable_when_backend!(StoreError, QueueError, WorkflowError, MetadataError);
 
 // ---- object store ----
 

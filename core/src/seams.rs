@@ -1,10 +1,17 @@
-//! The contracts between parts (DESIGN.md, "Seams"): ids, object keys and the payloads that
-//! travel between the orchestrator, the workflow and the processor.
+//! The contracts between parts (`docs/architecture.md`, "Seams"): ids, object keys and the
+//! payloads that travel between the orchestrator, the workflow and the processor.
 
 use crate::format::OutputFormat;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
+
+/// Where originals are stored: every original's key starts with it (the S3 notification's
+/// filter, the orchestrator's and the recovery's listing).
+pub const ORIGINALS_PREFIX: &str = "originals/";
+
+/// Where renditions are stored: every rendition's key starts with it.
+pub const PROCESSED_PREFIX: &str = "processed/";
 
 /// An image's id: a ULID assigned at upload, time-sortable, the only key a client needs.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, description = "A ULID."))]
@@ -34,20 +41,20 @@ impl ImageId {
 
     /// The key of the original upload, given its extension: `originals/{prefix}/{id}.{ext}`.
     pub fn original_key(self, extension: &str) -> String {
-        format!("originals/{}/{self}.{extension}", self.spread_prefix())
+        format!("{ORIGINALS_PREFIX}{}/{self}.{extension}", self.spread_prefix())
     }
 
     /// The key of one rendition, `processed/{prefix}/{id}/{rendition}.{ext}`: deterministic, so
     /// a retry overwrites identical bytes.
     pub fn rendition_key(self, rendition: &str, format: OutputFormat) -> String {
-        format!("processed/{}/{self}/{rendition}.{}", self.spread_prefix(), format.extension())
+        format!("{PROCESSED_PREFIX}{}/{self}/{rendition}.{}", self.spread_prefix(), format.extension())
     }
 
     /// Recovers the id from an original's key: `originals/{prefix}/{id}.{ext}`, or the
     /// layout before spread prefixes, `originals/{id}.{ext}`. A prefix that is not the id's
     /// own is not an original's key.
     pub fn from_original_key(key: &str) -> Option<Self> {
-        let path = key.strip_prefix("originals/")?;
+        let path = key.strip_prefix(ORIGINALS_PREFIX)?;
         let (prefix, file) = match path.split_once('/') {
             Some((prefix, file)) => (Some(prefix), file),
             None => (None, path),

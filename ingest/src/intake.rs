@@ -16,8 +16,8 @@ use imgpipe_core::event::S3Notification;
 use imgpipe_core::format::UNKNOWN_CONTENT_TYPE;
 use imgpipe_core::ports::{EventSource, ObjectInfo, ObjectMeta};
 use imgpipe_core::preset::DEFAULT_PRESET;
-use imgpipe_core::record::{MetadataRecord, Source, now_ms, rfc3339};
-use imgpipe_core::seams::{ImageId, ObjectRef, Status};
+use imgpipe_core::record::{MetadataRecord, Source, now_ms};
+use imgpipe_core::seams::{ImageId, Status};
 use imgpipe_core::{ImageError, InputFormat};
 use std::collections::BTreeMap;
 
@@ -125,16 +125,8 @@ async fn put_original(state: &AppState, record: &MetadataRecord, bytes: Bytes) -
     Ok(state.objects.put(&record.source.key, bytes, &meta).await?)
 }
 
-/// The S3 ObjectCreated notification for an original stored in `bucket` as `source`, now: what
-/// S3 sends on AWS, and what the local backend enqueues for every accepted or recovered upload.
-pub fn notification(bucket: &str, source: &Source) -> String {
-    let object =
-        ObjectRef { bucket: bucket.to_owned(), key: source.key.clone(), size: source.bytes, etag: source.etag.clone() };
-    S3Notification::object_created(&object, &rfc3339(now_ms())).to_json()
-}
-
 async fn accept(state: &AppState, record: &MetadataRecord) -> Result<(), ApiError> {
-    let notification = notification(&state.config.bucket, &record.source);
+    let notification = S3Notification::original_stored(&state.config.bucket, &record.source, now_ms()).to_json();
     match state.metadata.accept(record, &notification).await {
         Err(imgpipe_core::ports::MetadataError::Conflict { .. }) => Err(ApiError::AlreadyUploaded),
         other => Ok(other?),

@@ -2,11 +2,8 @@
 
 use imgpipe_core::event::Notification;
 use imgpipe_core::policy::{CHUNK_SIZE, MAX_CHUNKS_PER_WORKFLOW};
-use imgpipe_core::seams::{ImageId, ObjectRef, WorkflowInput};
+use imgpipe_core::seams::{ImageId, ORIGINALS_PREFIX, ObjectRef, WorkflowInput};
 use std::collections::{BTreeSet, HashMap};
-
-/// Only objects under this prefix are originals to process.
-pub const ORIGINALS_PREFIX: &str = "originals/";
 
 /// What to do with one batch of received messages.
 #[derive(Debug, Clone, PartialEq, Default)]

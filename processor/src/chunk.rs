@@ -40,27 +40,27 @@ impl Recipes {
     }
 }
 
-/// A chunk that failed as a whole; `retryable` failures are retried by the workflow.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct ChunkError {
-    /// What failed.
-    pub message: String,
-    /// Whether running the chunk again may succeed (throttling, timeouts, 5xx).
-    pub retryable: bool,
+/// A chunk that failed as a whole; [`is_retryable`](Self::is_retryable) failures are retried by
+/// the workflow. The port's error stays the `source`; the message (what the state machine and
+/// the logs see) names the store, then that error.
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkError {
+    /// Reading an original or storing a rendition failed.
+    #[error("object store: {0}")]
+    Objects(#[from] StoreError),
+    /// Reading or writing a record failed.
+    #[error("metadata store: {0}")]
+    Metadata(#[from] MetadataError),
 }
 
-impl From<StoreError> for ChunkError {
-    fn from(e: StoreError) -> Self {
-        let retryable = matches!(&e, StoreError::Backend(b) if b.retryable);
-        ChunkError { message: format!("object store: {e}"), retryable }
-    }
-}
-
-impl From<MetadataError> for ChunkError {
-    fn from(e: MetadataError) -> Self {
-        let retryable = matches!(&e, MetadataError::Backend(b) if b.retryable);
-        ChunkError { message: format!("metadata store: {e}"), retryable }
+impl ChunkError {
+    /// Whether running the chunk again may succeed (throttling, timeouts, 5xx), as the port
+    /// error says.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ChunkError::Objects(e) => e.is_retryable(),
+            ChunkError::Metadata(e) => e.is_retryable(),
+        }
     }
 }
 

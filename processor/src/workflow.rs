@@ -85,21 +85,21 @@ impl LocalWorkflows {
         loop {
             match self.service.process(&input).await {
                 Ok(_) => return,
-                Err(e) if e.retryable && attempt < self.retry.max_attempts => {
+                Err(e) if e.is_retryable() && attempt < self.retry.max_attempts => {
                     attempt += 1;
-                    let delay = self.retry.delay(attempt).mul_f64(fastrand::f64());
+                    let delay = self.retry.jittered(attempt, fastrand::f64());
                     warn!(attempt, ?delay, error = %e, "chunk failed; retrying");
                     tokio::time::sleep(delay).await;
                 }
                 Err(e) => {
                     let tries = attempt + 1;
                     let failure = match &self.redrive {
-                        Some((queue, delay)) if e.retryable => {
+                        Some((queue, delay)) if e.is_retryable() => {
                             if input.attempt < MAX_REDRIVES {
                                 let redrive = Redrive {
                                     attempt: input.attempt + 1,
                                     images: input.images.clone(),
-                                    reason: e.message.clone(),
+                                    reason: e.to_string(),
                                 };
                                 match queue.send_delayed(&redrive.to_json(), *delay).await {
                                     Ok(()) => {

@@ -16,7 +16,7 @@
 //! costs one write unit whatever the record's size (a projected DONE record costs two or
 //! more), and a page of records is one `BatchGetItem` of the merged ids.
 
-use super::{backend_error, full_jitter};
+use super::backend_error;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
@@ -27,6 +27,7 @@ use aws_sdk_dynamodb::types::{
 };
 use futures_util::{StreamExt, stream};
 use imgpipe_core::ErrorKind;
+use imgpipe_core::policy::RetryPolicy;
 use imgpipe_core::ports::{BackendError, Begin, Counts, EventSource, MetadataError, MetadataStore, Page, SweepAction};
 use imgpipe_core::record::MetadataRecord;
 use imgpipe_core::seams::{ImageId, Status};
@@ -58,6 +59,14 @@ pub const BATCH_GET_MAX: usize = 100;
 pub const WRITE_CONCURRENCY: usize = 8;
 /// Calls of one batch group before its unprocessed items are given up on.
 const BATCH_ATTEMPTS: u32 = 8;
+/// The wait before a batch group's unprocessed items are sent again: exponential from 50 ms,
+/// capped at 2 s, with full jitter so that throttled writers do not all come back together.
+const UNPROCESSED_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: BATCH_ATTEMPTS - 1,
+    interval: Duration::from_millis(50),
+    backoff_rate: 2.0,
+    max_delay: Duration::from_secs(2),
+};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -190,14 +199,10 @@ impl DynamoMetadataStore {
                 return Ok(());
             }
             tracing::debug!(unprocessed = requests.len(), attempt, "retrying unprocessed records");
-            tokio::time::sleep(full_jitter(Duration::from_millis(50), Duration::from_secs(2), attempt)).await;
+            tokio::time::sleep(UNPROCESSED_RETRY.jittered(attempt, fastrand::f64())).await;
         }
-        Err(BackendError {
-            message: format!("{} records still unprocessed after {BATCH_ATTEMPTS} attempts", requests.len()),
-            retryable: true,
-            source: None,
-        }
-        .into())
+        let message = format!("{} records still unprocessed after {BATCH_ATTEMPTS} attempts", requests.len());
+        Err(BackendError::without_source(message, true).into())
     }
 
     /// The items of `ids` (at most [`BATCH_GET_MAX`]; those that exist), only `projection`'s
@@ -226,14 +231,10 @@ impl DynamoMetadataStore {
                 Some(rest) => request = rest.clone(),
             }
             tracing::debug!(unprocessed = request.keys().len(), attempt, "retrying unprocessed keys");
-            tokio::time::sleep(full_jitter(Duration::from_millis(50), Duration::from_secs(2), attempt)).await;
+            tokio::time::sleep(UNPROCESSED_RETRY.jittered(attempt, fastrand::f64())).await;
         }
-        Err(BackendError {
-            message: format!("{} keys still unprocessed after {BATCH_ATTEMPTS} attempts", request.keys().len()),
-            retryable: true,
-            source: None,
-        }
-        .into())
+        let message = format!("{} keys still unprocessed after {BATCH_ATTEMPTS} attempts", request.keys().len());
+        Err(BackendError::without_source(message, true).into())
     }
 
     /// The records of `ids`, [`BATCH_GET_MAX`] per `BatchGetItem`, [`WRITE_CONCURRENCY`] calls

@@ -6,6 +6,7 @@
 
 pub mod dynamo;
 pub mod emf;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod presets;
 pub mod s3;
@@ -23,7 +24,6 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use imgpipe_core::ports::BackendError;
-use std::time::Duration;
 
 /// The environment variables the functions read.
 pub mod vars {
@@ -35,7 +35,7 @@ pub mod vars {
     pub const METADATA_TABLE: &str = "METADATA_TABLE";
     /// The Express state machine the orchestrator starts.
     pub const STATE_MACHINE_ARN: &str = "STATE_MACHINE_ARN";
-    /// The ingest queue (only tools that read it directly need it).
+    /// The ingest queue S3 notifies: the sweeper sends stuck records' events back into it.
     pub const INGEST_QUEUE_URL: &str = "INGEST_QUEUE_URL";
     /// The Secrets Manager secret holding the API key (ingest).
     pub const API_KEY_SECRET_ARN: &str = "API_KEY_SECRET_ARN";
@@ -121,27 +121,4 @@ where
     };
     let message = format!("{what}: {detail}");
     if is_retryable(&error) { BackendError::retryable(message, error) } else { BackendError::permanent(message, error) }
-}
-
-/// Exponential backoff with full jitter (the AWS Architecture Blog's recommendation): attempt
-/// `n` (1-based) waits a uniformly random time in `[0, min(cap, base × 2^(n-1))]`.
-pub fn full_jitter(base: Duration, cap: Duration, attempt: u32) -> Duration {
-    let ceiling = base.saturating_mul(1 << attempt.saturating_sub(1).min(20)).min(cap);
-    ceiling.mul_f64(fastrand::f64())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn full_jitter_stays_under_the_growing_ceiling() {
-        let (base, cap) = (Duration::from_millis(50), Duration::from_secs(2));
-        for attempt in 1..10 {
-            let ceiling = (base * 2u32.pow(attempt - 1)).min(cap);
-            for _ in 0..100 {
-                assert!(full_jitter(base, cap, attempt) <= ceiling);
-            }
-        }
-    }
 }

@@ -125,12 +125,8 @@ impl EventQueue for SqsQueue {
             // A receipt whose lease expired is stale: the message will come back, as the port
             // says. Any other per-entry failure is the backend's.
             if let Some(failed) = output.failed().iter().find(|f| f.code() != "ReceiptHandleIsInvalid") {
-                return Err(BackendError {
-                    message: format!("deleting a message: {}: {}", failed.code(), failed.message().unwrap_or("")),
-                    retryable: !failed.sender_fault(),
-                    source: None,
-                }
-                .into());
+                let message = format!("deleting a message: {}: {}", failed.code(), failed.message().unwrap_or(""));
+                return Err(BackendError::without_source(message, !failed.sender_fault()).into());
             }
         }
         Ok(())

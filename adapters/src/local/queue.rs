@@ -48,11 +48,6 @@ impl SqliteQueue {
         self
     }
 
-    /// Receives before a message is dead-lettered.
-    pub fn max_receives(&self) -> u32 {
-        self.max_receives
-    }
-
     /// The dead-lettered messages, oldest first (for inspection and redrive by hand).
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError> {
         let letters = self

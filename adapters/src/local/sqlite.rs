@@ -136,11 +136,8 @@ fn configure(conn: &Connection) -> Result<(), BackendError> {
     // WAL: readers never block the writer and a commit is one append, not a journal rewrite.
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)).map_err(fail)?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(BackendError {
-            message: format!("sqlite: journal_mode is {mode}: WAL is unavailable on this filesystem"),
-            retryable: false,
-            source: None,
-        });
+        let message = format!("sqlite: journal_mode is {mode}: WAL is unavailable on this filesystem");
+        return Err(BackendError::without_source(message, false));
     }
     // NORMAL is durable across application crashes in WAL mode; only a power loss can drop the
     // last commits, and it never corrupts the file. FULL would fsync on every commit.
@@ -153,14 +150,10 @@ fn migrate(conn: &mut Connection) -> Result<(), BackendError> {
     let tx = write_tx(conn).map_err(fail)?;
     let version: i32 = tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(fail)?;
     if version > SCHEMA_VERSION {
-        return Err(BackendError {
-            message: format!(
-                "the database has schema version {version}, newer than this build's {SCHEMA_VERSION}: \
-                 upgrade imgpipe"
-            ),
-            retryable: false,
-            source: None,
-        });
+        let message = format!(
+            "the database has schema version {version}, newer than this build's {SCHEMA_VERSION}: upgrade imgpipe"
+        );
+        return Err(BackendError::without_source(message, false));
     }
     let pending = usize::try_from(version).unwrap_or(0);
     for sql in MIGRATIONS.iter().skip(pending) {
@@ -188,13 +181,13 @@ mod tests {
         drop(SqliteDb::open(&path).unwrap());
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
         let error = SqliteDb::open(&path).unwrap_err();
-        assert!(error.message.contains("newer"), "{error}");
+        assert!(error.to_string().contains("newer"), "{error}");
     }
 
     #[test]
     fn busy_errors_are_retryable() {
         let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None);
-        assert!(sql_error("x", busy).retryable);
-        assert!(!sql_error("x", rusqlite::Error::QueryReturnedNoRows).retryable);
+        assert!(sql_error("x", busy).is_retryable());
+        assert!(!sql_error("x", rusqlite::Error::QueryReturnedNoRows).is_retryable());
     }
 }

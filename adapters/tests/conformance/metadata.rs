@@ -3,7 +3,7 @@
 use imgpipe_core::event::S3Notification;
 use imgpipe_core::ports::{Begin, MetadataError, MetadataStore};
 use imgpipe_core::record::{MetadataRecord, RenditionRecord, Source};
-use imgpipe_core::seams::{ImageId, ObjectRef, Status};
+use imgpipe_core::seams::{ImageId, Status};
 use imgpipe_core::{ErrorKind, ImageError, OutputFormat};
 use std::collections::BTreeSet;
 
@@ -53,13 +53,8 @@ pub fn failed(record: &MetadataRecord, kind: ErrorKind) -> MetadataRecord {
 
 /// The ObjectCreated event of `record`'s original.
 pub fn notification(record: &MetadataRecord) -> String {
-    let object = ObjectRef {
-        bucket: "conformance".into(),
-        key: record.source.key.clone(),
-        size: record.source.bytes,
-        etag: record.source.etag.clone(),
-    };
-    S3Notification::object_created(&object, "2026-01-01T00:00:00.000Z").to_json()
+    // 2026-01-01T00:00:00.000Z: a fixed time keeps the bodies comparable.
+    S3Notification::original_stored("conformance", &record.source, 1_767_225_600_000).to_json()
 }
 
 async fn accept(store: &dyn MetadataStore, record: &MetadataRecord) {
