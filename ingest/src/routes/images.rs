@@ -44,7 +44,7 @@ pub(crate) struct UploadForm {
     /// The images, one part each, with a filename.
     file: Vec<Binary>,
     /// The preset, if not in the query.
-    preset: String,
+    preset: Option<String>,
 }
 
 /// The answer to `POST /v1/images`.

@@ -15,7 +15,6 @@ use utoipa::openapi::OpenApi;
 /// The body of `GET /healthz`.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Health {
-    /// Always `ok`.
     #[schema(inline)]
     status: Serving,
 }
