@@ -9,7 +9,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// The built-in presets: the `default` preset of DESIGN.md.
+/// The built-in presets: `default` (a WebP thumbnail and two watermarked JPEGs, README "Presets").
 pub const BUILTIN_TOML: &str = r##"
 [presets.default]
 watermark = { text = "© imgpipe", position = "bottom-right", opacity = 0.5, scale = 0.25, margin = 0.02 }

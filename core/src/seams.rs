@@ -1,4 +1,4 @@
-//! The contracts between parts (`docs/architecture.md`, "Seams"): ids, object keys and the
+//! The contracts between parts (`docs/architecture.md`, "Contracts"): ids, object keys and the
 //! payloads that travel between the orchestrator, the workflow and the processor.
 
 use crate::format::OutputFormat;
