@@ -13,6 +13,8 @@
 //! The parts themselves (domain, kernel, orchestrator, API, adapters) are the workspace's other
 //! crates; see `docs/architecture.md`.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod process;
 pub mod recover;

@@ -11,6 +11,8 @@
 //! Every adapter passes the same conformance suite (`tests/conformance`), so the pipeline cannot
 //! tell the backends apart.
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod keys;

@@ -1,6 +1,8 @@
 //! Shared by the kernel benchmarks and the `compare` command: where the reference images are,
 //! and the workload of sharp's own benchmark.
 
+#![warn(missing_docs)]
+
 use std::path::PathBuf;
 
 /// sharp's benchmark image (2725×2225 baseline JPEG), from `../shared/fixtures`.

@@ -14,6 +14,8 @@
 //!
 //! This crate does no I/O: it only describes.
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod event;
 pub mod format;

@@ -13,6 +13,8 @@
 //! - [`aws`] (feature `lambda`): S3 presigned URLs and the API key from Secrets Manager.
 //! - internals: `auth` (the API key layer), `body` (reading under a byte limit).
 
+#![warn(missing_docs)]
+
 mod auth;
 #[cfg(feature = "lambda")]
 pub mod aws;

@@ -21,6 +21,8 @@
 //! - internals: `drive` (the closed and open loops), `plot` (how a figure is drawn: SVG and PNG
 //!   through plotters with the processor's font, and the charts' look).
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod config;
 pub mod cost;

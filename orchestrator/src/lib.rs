@@ -12,6 +12,8 @@
 //! - [`sweep`]: the scheduled sweeper: records stuck PENDING or PROCESSING go back through the
 //!   queue a bounded number of times, then FAILED `internal`.
 
+#![warn(missing_docs)]
+
 pub mod dispatch;
 pub mod group;
 #[cfg(feature = "lambda")]

@@ -21,6 +21,8 @@
 //! - [`workflow`]: the local workflow runner, with the state machine's Map concurrency and
 //!   Retry/Catch policy.
 
+#![warn(missing_docs)]
+
 pub mod chunk;
 pub mod decode;
 pub mod encode;
