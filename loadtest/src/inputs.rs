@@ -319,23 +319,12 @@ fn corpus(dir: &Path) -> Result<Vec<Input>, InputError> {
         move |source| InputError::Read { path, source }
     };
     let mut files = Vec::new();
-    let mut pending = Vec::new();
-    if dir.is_dir() {
-        pending.push(dir.to_path_buf());
-    } else {
-        files.push(dir.to_path_buf());
-    }
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current).map_err(read_error(&current))? {
-            let path = entry.map_err(read_error(&current))?.path();
-            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
-                continue;
-            }
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.push(path);
-            }
+    let hidden = |entry: &walkdir::DirEntry| entry.depth() > 0 && entry.file_name().to_string_lossy().starts_with('.');
+    for entry in walkdir::WalkDir::new(dir).follow_links(true).into_iter().filter_entry(|e| !hidden(e)) {
+        let entry =
+            entry.map_err(|e| InputError::Read { path: e.path().unwrap_or(dir).to_path_buf(), source: e.into() })?;
+        if !entry.file_type().is_dir() {
+            files.push(entry.into_path());
         }
     }
     files.sort();

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use walkdir::{DirEntry, WalkDir};
 
 use crate::stack::Stack;
 
@@ -32,23 +33,18 @@ pub struct Upload {
 /// Every file under `dir`, recursively, sorted; hidden files and directories are skipped.
 pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let entries = std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
-        for entry in entries {
-            let path = entry?.path();
-            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
-                continue;
-            }
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.push(path);
-            }
+    for entry in WalkDir::new(dir).follow_links(true).into_iter().filter_entry(|e| e.depth() == 0 || !is_hidden(e)) {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        if !entry.file_type().is_dir() {
+            files.push(entry.into_path());
         }
     }
     files.sort();
     Ok(files)
+}
+
+fn is_hidden(entry: &DirEntry) -> bool {
+    entry.file_name().to_string_lossy().starts_with('.')
 }
 
 /// Uploads `files` (found under `dir`) with `preset`, showing a progress bar; the result keeps
