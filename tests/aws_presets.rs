@@ -8,9 +8,9 @@ use adapters::aws::presets::{Refresh, WatchedPresets};
 use adapters::aws::{DynamoMetadataStore, S3ObjectStore, emulator};
 use bytes::Bytes;
 use image::{ImageFormat, Rgba, RgbaImage};
+use imgpipe_core::OutputFormat;
 use imgpipe_core::ports::{MetadataStore, ObjectMeta, ObjectStore};
 use imgpipe_core::seams::{ChunkInput, ImageId, Status};
-use imgpipe_core::{Limits, OutputFormat};
 use ingest::aws::{catalog, refreshing_presets};
 use processor::chunk::{ChunkService, Recipes};
 use serde_json::{Value, json};
@@ -110,11 +110,8 @@ impl Stack {
         let presets =
             WatchedPresets::open(self.config_bucket.clone(), KEY, refresh, processor::lambda::recipes).await.unwrap();
         let config = processor::lambda::Config {
-            originals_bucket: self.originals.bucket().to_owned(),
-            processed_bucket: self.processed.bucket().to_owned(),
-            metadata_table: self.table.clone(),
             threads: 2,
-            limits: Limits::default(),
+            ..processor::lambda::Config::new(self.originals.bucket(), self.processed.bucket(), &self.table)
         };
         let service = processor::lambda::service(&self.sdk, &config, presets.live()).unwrap();
         (presets, service)

@@ -177,11 +177,8 @@ impl Stack {
     fn chunk_service(&self) -> ChunkService {
         let recipes = Recipes::new(&PresetCatalog::builtin(), |logo| std::fs::read(logo)).unwrap();
         let config = processor::lambda::Config {
-            originals_bucket: self.originals.bucket().to_owned(),
-            processed_bucket: self.processed.bucket().to_owned(),
-            metadata_table: self.table.clone(),
             threads: 2,
-            limits: Limits::default(),
+            ..processor::lambda::Config::new(self.originals.bucket(), self.processed.bucket(), &self.table)
         };
         processor::lambda::service(&self.config, &config, Arc::new(recipes)).unwrap()
     }

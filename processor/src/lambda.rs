@@ -60,17 +60,26 @@ pub struct Config {
 }
 
 impl Config {
-    /// From the environment the template sets, failing fast on a missing variable. One kernel
-    /// thread per vCPU Lambda shows: it gives one vCPU's worth of time per 1,769 MB, so the
-    /// template's default of 3538 MB is two whole ones.
-    pub fn from_env() -> Result<Config, MissingVar> {
-        Ok(Config {
-            originals_bucket: Env.require(vars::ORIGINALS_BUCKET)?,
-            processed_bucket: Env.require(vars::PROCESSED_BUCKET)?,
-            metadata_table: Env.require(vars::METADATA_TABLE)?,
+    /// The function's settings for these resources, with one kernel thread per vCPU Lambda
+    /// shows (it gives one vCPU's worth of time per 1,769 MB, so the template's default of
+    /// 3538 MB is two whole ones) and the default limits.
+    pub fn new(originals_bucket: &str, processed_bucket: &str, metadata_table: &str) -> Config {
+        Config {
+            originals_bucket: originals_bucket.to_owned(),
+            processed_bucket: processed_bucket.to_owned(),
+            metadata_table: metadata_table.to_owned(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             limits: Limits::default(),
-        })
+        }
+    }
+
+    /// From the environment the template sets, failing fast on a missing variable.
+    pub fn from_env() -> Result<Config, MissingVar> {
+        Ok(Config::new(
+            &Env.require(vars::ORIGINALS_BUCKET)?,
+            &Env.require(vars::PROCESSED_BUCKET)?,
+            &Env.require(vars::METADATA_TABLE)?,
+        ))
     }
 }
 
