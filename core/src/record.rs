@@ -64,8 +64,7 @@ pub struct MetadataRecord {
     /// Processing attempts started so far.
     #[serde(default)]
     pub attempts: u32,
-    /// Times the sweeper found this record stuck and re-drove it (see
-    /// [`MetadataStore::sweep`](crate::ports::MetadataStore::sweep)).
+    /// Times the sweeper found this record stuck and re-drove it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub sweeps: u32,
     /// Milliseconds since the Unix epoch: accepted (upload complete or slot created).
@@ -88,7 +87,7 @@ pub struct MetadataRecord {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
-    /// Object key: `originals/{spread}/{id}.{ext}` ([`ImageId::original_key`]).
+    /// Object key: `originals/{spread}/{id}.{ext}`.
     pub key: String,
     /// Size in bytes.
     pub bytes: u64,
@@ -118,7 +117,7 @@ pub struct Original {
 pub struct RenditionRecord {
     /// Rendition name in the preset.
     pub name: String,
-    /// Object key: `processed/{spread}/{id}/{name}.{ext}` ([`ImageId::rendition_key`]).
+    /// Object key: `processed/{spread}/{id}/{name}.{ext}`.
     pub key: String,
     /// Encoding.
     pub format: OutputFormat,
