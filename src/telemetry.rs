@@ -16,7 +16,7 @@ impl Profile {
     /// The filter used when `RUST_LOG` is unset or unreadable.
     pub fn default_filter(self) -> &'static str {
         match self {
-            Profile::Serve => "info,imgpipe=info",
+            Profile::Serve => "info",
             Profile::Process => "warn",
         }
     }
