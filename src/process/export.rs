@@ -46,8 +46,11 @@ pub async fn export(
 /// Writes the renditions of `record` into `dir`, one file each, and returns their paths.
 async fn write_renditions(store: &dyn ObjectStore, record: &MetadataRecord, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut paths = Vec::with_capacity(record.renditions.len());
-    for rendition in &record.renditions {
+    if !record.renditions.is_empty() {
+        // A FAILED image gets no directory.
         tokio::fs::create_dir_all(dir).await.with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    for rendition in &record.renditions {
         let path = dir.join(format!("{}.{}", rendition.name, rendition.format.extension()));
         let (bytes, _) =
             store.get(&rendition.key).await.with_context(|| format!("cannot read rendition {}", rendition.key))?;
