@@ -52,6 +52,10 @@ pub struct MetadataRecord {
     pub source: Source,
     /// The preset its renditions follow.
     pub preset: String,
+    /// The file name the client gave, if any: untrusted text, for people to recognise the image
+    /// by (never part of a key or a path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
     /// What the original turned out to be, once decoded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original: Option<Original>,
@@ -161,6 +165,7 @@ impl MetadataRecord {
             status: Status::Pending,
             source,
             preset,
+            filename: None,
             original: None,
             renditions: Vec::new(),
             error: None,

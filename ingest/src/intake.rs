@@ -27,8 +27,15 @@ pub const PRESET_META: &str = "preset";
 /// Stores `bytes` as a new original for `id` and records it PENDING. The key's extension and
 /// the recorded content type come from the bytes, never from the name or the client's header;
 /// unknown bytes are stored as `.bin` (`application/octet-stream`) and still accepted, so they
-/// end FAILED `unsupported` like every other accepted upload ends DONE or FAILED.
-pub async fn accept_new(state: &AppState, id: ImageId, bytes: Bytes, preset: &str) -> Result<(), ApiError> {
+/// end FAILED `unsupported` like every other accepted upload ends DONE or FAILED. `filename`
+/// is the client's name for the file, recorded as given (text to show, never a path).
+pub async fn accept_new(
+    state: &AppState,
+    id: ImageId,
+    bytes: Bytes,
+    preset: &str,
+    filename: Option<String>,
+) -> Result<(), ApiError> {
     let format = InputFormat::sniff(&bytes);
     let source = Source {
         key: id.original_key(format.map_or("bin", InputFormat::extension)),
@@ -36,7 +43,7 @@ pub async fn accept_new(state: &AppState, id: ImageId, bytes: Bytes, preset: &st
         etag: String::new(),
         content_type: format.map_or(UNKNOWN_CONTENT_TYPE, InputFormat::content_type).to_owned(),
     };
-    let record = MetadataRecord::pending(id, source, preset.to_owned(), now_ms());
+    let record = MetadataRecord { filename, ..MetadataRecord::pending(id, source, preset.to_owned(), now_ms()) };
     let record = store(state, record, bytes, Fresh::Key).await?;
     tracing::info!(image_id = %id, key = %record.source.key, bytes = record.source.bytes, "upload accepted");
     imgpipe_core::metrics::upload_accepted(record.source.bytes);

@@ -9,6 +9,7 @@
 //! - [`error`]: [`ApiError`], every refusal with its status and stable `code`, mapped in one place.
 //! - [`openapi`]: what the OpenAPI document says beyond the operations: info, security schemes,
 //!   which operations need the key.
+//! - [`console`]: the web console at `/` (embedded files, strict CSP), on the same router.
 //! - [`intake`]: the one write path of an upload (also used by `imgpipe process`).
 //! - [`aws`] (feature `lambda`): S3 presigned URLs and the API key from Secrets Manager.
 //! - internals: `auth` (the API key layer), `body` (reading under a byte limit).
@@ -19,6 +20,7 @@ mod auth;
 #[cfg(feature = "lambda")]
 pub mod aws;
 mod body;
+pub mod console;
 pub mod error;
 pub mod intake;
 pub mod metrics;

@@ -167,7 +167,18 @@ async fn a_multipart_upload_of_three_files_makes_three_records_and_messages() {
         assert_eq!(record.source.content_type, content_type);
         assert_eq!(&app.backend.objects.get(&record.source.key).await.unwrap().0[..], bytes);
     }
+    let names: Vec<_> = filenames(&app, images).await;
+    assert_eq!(names, ["a.jpg", "b.png", "c.txt"], "each part's filename, as text");
     assert_eq!(app.queue().await.visible, 3);
+}
+
+async fn filenames(app: &TestApp, images: &[Value]) -> Vec<String> {
+    let mut names = Vec::new();
+    for image in images {
+        let record = app.record(image["id"].as_str().unwrap().parse().unwrap()).await;
+        names.push(record.filename.unwrap_or_default());
+    }
+    names
 }
 
 #[tokio::test]
@@ -448,6 +459,7 @@ async fn the_api_key_guards_every_route_but_health_and_signed_uploads() {
         ("GET", "/metrics".to_owned()),
         ("GET", "/v1/queue".to_owned()),
         ("GET", "/v1/openapi.json".to_owned()),
+        ("GET", "/v1/presets".to_owned()),
     ];
     for (method, path) in &protected {
         let method: reqwest::Method = method.parse().unwrap();
@@ -463,6 +475,10 @@ async fn the_api_key_guards_every_route_but_health_and_signed_uploads() {
     let header = app.client.get(app.url("/v1/images")).header("x-api-key", "s3cret").send().await.unwrap();
     assert_eq!(header.status(), StatusCode::OK);
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+    // The console's files are open: the page asks for the key itself.
+    for path in ["/", "/console/app.js", "/console/app.css", "/console/icon.svg"] {
+        assert_eq!(app.get(path).await.status(), StatusCode::OK, "{path}");
+    }
 
     // The presigned URL needs no key: the signature is the credential.
     let response = app
@@ -534,6 +550,7 @@ async fn the_openapi_document_describes_exactly_the_served_routes() {
         ("GET", "/v1/queue"),
         ("GET", "/metrics"),
         ("GET", "/v1/openapi.json"),
+        ("GET", "/v1/presets"),
     ]
     .into_iter()
     .map(|(method, path)| (method.to_owned(), path.to_owned()))
@@ -575,4 +592,67 @@ async fn the_document_says_which_operations_need_the_key_as_the_router_enforces_
             assert_eq!(response.status() == StatusCode::UNAUTHORIZED, keyed, "{method} {path}");
         }
     }
+}
+
+#[tokio::test]
+async fn presets_list_what_an_upload_may_name() {
+    let app = spawn_app().await;
+    let body: Value = app.get("/v1/presets").await.json().await.unwrap();
+    assert_eq!(body["default"], DEFAULT_PRESET);
+    let default = &body["presets"][0];
+    assert_eq!(default["name"], "default");
+    let renditions = default["renditions"].as_array().unwrap();
+    let summary: Vec<_> = renditions
+        .iter()
+        .map(|r| (r["name"].clone(), r["format"].clone(), r["fit"].clone(), r["width"].clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (json!("thumb"), json!("webp"), json!("cover"), json!(256)),
+            (json!("medium"), json!("jpeg"), json!("inside"), json!(1024)),
+            (json!("large"), json!("jpeg"), json!("inside"), json!(2048)),
+        ]
+    );
+    assert_eq!(renditions[1]["height"], Value::Null, "an unbounded side is null");
+    assert_eq!(renditions[1]["watermark"], true);
+}
+
+#[tokio::test]
+async fn the_console_is_served_with_a_strict_policy_and_api_answers_are_not_sniffed() {
+    let app = spawn_app().await;
+    let page = app.get("/").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let headers = page.headers().clone();
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    for directive in ["default-src 'none'", "script-src 'self';", "frame-ancestors 'none'", "base-uri 'none'"] {
+        assert!(policy.contains(directive), "{directive} missing from {policy}");
+    }
+    assert!(!policy.contains("unsafe"), "{policy}");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert!(page.text().await.unwrap().contains(r#"<script type="module" src="/console/app.js">"#));
+    let script = app.get("/console/app.js").await;
+    assert_eq!(script.headers()["content-type"], "text/javascript; charset=utf-8");
+    // Every answer, the API's too, says `nosniff`.
+    for path in ["/", "/console/app.js", "/healthz", "/v1/images", "/v1/nothing"] {
+        assert_eq!(app.get(path).await.headers()["x-content-type-options"], "nosniff", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_presigned_upload_keeps_its_filename_as_given() {
+    let app = spawn_app().await;
+    let hostile = "<img src=x onerror=alert(1)>.png";
+    let response = app.presign(json!([{"filename": hostile, "content_type": "image/png", "bytes": PNG.len()}])).await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["uploads"][0]["filename"], hostile);
+    let id: ImageId = body["uploads"][0]["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(app.record(id).await.filename.as_deref(), Some(hostile));
+    let record: Value = app.get(&format!("/v1/images/{id}")).await.json().await.unwrap();
+    assert_eq!(record["filename"], hostile, "served as JSON text, the client decides how to show it");
+    let long = "x".repeat(513);
+    let response = app.presign(json!([{"filename": long, "content_type": "image/png", "bytes": 1}])).await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_body").await;
 }

@@ -188,7 +188,7 @@ async fn what_the_functions_log_per_image() {
 /// chunk names it.
 async fn upload(ingest: &AppState, bytes: Bytes) -> ObjectRef {
     let id = ImageId::generate();
-    ingest::intake::accept_new(ingest, id, bytes, DEFAULT_PRESET).await.unwrap();
+    ingest::intake::accept_new(ingest, id, bytes, DEFAULT_PRESET, None).await.unwrap();
     let source = ingest.metadata.get(id).await.unwrap().expect("an accepted upload has its record").source;
     ObjectRef { bucket: ingest.config.bucket.clone(), key: source.key, size: source.bytes, etag: source.etag }
 }

@@ -91,7 +91,8 @@ pub async fn upload(
         .await
         .map_err(|e| ImageError::internal(format!("reading the file failed: {e}")))??;
     let id = ImageId::generate();
-    ingest::intake::accept_new(state, id, Bytes::from(bytes), preset)
+    let filename = file.file_name().map(|name| name.to_string_lossy().into_owned());
+    ingest::intake::accept_new(state, id, Bytes::from(bytes), preset, filename)
         .await
         .map_err(|e| ImageError::internal(format!("the upload was refused: {e}")))?;
     Ok(id)

@@ -7,7 +7,8 @@ use imgpipe_core::seams::{ImageId, Status};
 use imgpipe_core::{ErrorKind, ImageError, OutputFormat};
 use std::collections::BTreeSet;
 
-/// A PENDING record created at `created_ms`.
+/// A PENDING record created at `created_ms`, with a client file name that is hostile markup and
+/// not ASCII (every case checks it comes back unchanged).
 pub fn pending(created_ms: u64) -> MetadataRecord {
     let id = ImageId::generate();
     let source = Source {
@@ -16,7 +17,8 @@ pub fn pending(created_ms: u64) -> MetadataRecord {
         etag: "5d41402abc4b2a76b9719d911017c592".into(),
         content_type: "image/jpeg".into(),
     };
-    MetadataRecord::pending(id, source, "default".into(), created_ms)
+    let filename = Some("<img src=x onerror=alert(1)> ünï \"q\".jpg".to_owned());
+    MetadataRecord { filename, ..MetadataRecord::pending(id, source, "default".into(), created_ms) }
 }
 
 /// An AWAITING_UPLOAD slot created at `created_ms`.

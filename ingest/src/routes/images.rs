@@ -4,6 +4,7 @@ use crate::body::{self, ReadError};
 use crate::error::{ApiError, ErrorBody};
 use crate::intake;
 use crate::openapi::Binary;
+use crate::routes::uploads::MAX_FILENAME;
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Body;
@@ -67,6 +68,8 @@ pub(crate) struct AcceptedImage {
 /// record says what the bytes are (`curl --data-binary` declares a form, whatever it sends).
 struct File {
     bytes: Bytes,
+    /// The part's filename (multipart only), as text.
+    name: Option<String>,
 }
 
 /// `POST /v1/images`: stores each file as an original and answers 202 with the new ids.
@@ -118,7 +121,7 @@ pub(crate) async fn upload(
     let mut images = Vec::with_capacity(files.len());
     for file in files {
         let id = ImageId::generate();
-        intake::accept_new(&state, id, file.bytes, &preset).await?;
+        intake::accept_new(&state, id, file.bytes, &preset, file.name).await?;
         images.push(AcceptedImage { id, status: Status::Pending, url: format!("/v1/images/{id}") });
     }
     Ok((StatusCode::ACCEPTED, Json(Accepted { images })).into_response())
@@ -138,7 +141,7 @@ async fn read_raw(state: &AppState, request: Request) -> Result<File, ApiError> 
         ReadError::TooLarge(limit) => ApiError::PayloadTooLarge { limit },
         ReadError::Read(e) => ApiError::InvalidBody(e.to_string()),
     })?;
-    Ok(File { bytes })
+    Ok(File { bytes, name: None })
 }
 
 /// Reads every part: files (parts with a filename) and an optional `preset` field. Nothing is
@@ -157,13 +160,17 @@ async fn read_multipart(state: &AppState, request: Request) -> Result<(Vec<File>
         .map_err(|e| ApiError::InvalidBody(e.body_text()))?;
     let (mut files, mut preset, mut total) = (Vec::new(), None, 0u64);
     while let Some(field) = multipart.next_field().await.map_err(|e| multipart_error(e, limit))? {
-        if field.file_name().is_some() {
+        if let Some(name) = field.file_name() {
+            if name.len() > MAX_FILENAME {
+                return Err(ApiError::InvalidBody(format!("a filename is longer than {MAX_FILENAME} bytes")));
+            }
+            let name = Some(name.to_owned()).filter(|name| !name.is_empty());
             if files.len() == state.config.max_bulk_files {
                 return Err(ApiError::TooManyFiles { count: files.len() + 1, max: state.config.max_bulk_files });
             }
             let bytes = read_field(field, limit - total, limit).await?.ok_or(ApiError::PayloadTooLarge { limit })?;
             total += bytes.len() as u64;
-            files.push(File { bytes });
+            files.push(File { bytes, name });
         } else if field.name() == Some("preset") {
             let text = read_field(field, MAX_PRESET_FIELD, limit)
                 .await?

@@ -4,13 +4,17 @@
 
 mod images;
 mod ops;
-mod uploads;
+mod presets;
+pub(crate) mod uploads;
 
-use crate::auth;
 use crate::error::ApiError;
 use crate::openapi::{self, Access};
 use crate::state::AppState;
+use crate::{auth, console};
 use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderValue;
+use axum::http::header::X_CONTENT_TYPE_OPTIONS;
+use axum::response::Response;
 use axum::{Extension, Router, middleware};
 use std::sync::Arc;
 use utoipa::openapi::OpenApi;
@@ -24,6 +28,7 @@ fn keyed() -> OpenApiRouter<AppState> {
         .routes(routes!(images::upload, images::list))
         .routes(routes!(images::get))
         .routes(routes!(images::rendition))
+        .routes(routes!(presets::list))
         .routes(routes!(uploads::presign))
         .routes(routes!(ops::queue))
         .routes(routes!(ops::metrics))
@@ -40,9 +45,9 @@ pub fn document() -> OpenApi {
     openapi::document([(Access::Key, keyed().into_openapi()), (Access::Open, open().into_openapi())])
 }
 
-/// The v1 API over `state`'s ports, JSON errors for unknown paths and methods, and its own
-/// description at `GET /v1/openapi.json`. It knows neither Lambda nor SQLite: `lambda_http` or
-/// `axum::serve` runs it.
+/// The v1 API over `state`'s ports, JSON errors for unknown paths and methods, its own
+/// description at `GET /v1/openapi.json`, and the web console at `/`. It knows neither Lambda
+/// nor SQLite: `lambda_http` or `axum::serve` runs it.
 pub fn router(state: AppState) -> Router {
     let (keyed, keyed_doc) = keyed().split_for_parts();
     let (open, open_doc) = open().split_for_parts();
@@ -50,11 +55,17 @@ pub fn router(state: AppState) -> Router {
     keyed
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key))
         .merge(open)
+        .merge(console::router())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(Extension(Arc::new(document)))
         // Bodies are streamed under the configured limits by the handlers themselves.
         .layer(DefaultBodyLimit::disable())
+        // Browsers take every answer, renditions included, as the type it declares.
+        .layer(middleware::map_response(|mut response: Response| async {
+            response.headers_mut().insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            response
+        }))
         .with_state(state)
 }
 

@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 /// JSON bytes allowed per file entry of a bulk request (filename, content type, framing).
 const BULK_BYTES_PER_FILE: u64 = 1024;
 /// Longest filename and content type accepted.
-const MAX_FILENAME: usize = 512;
+pub(crate) const MAX_FILENAME: usize = 512;
 const MAX_CONTENT_TYPE: usize = 255;
 
 /// The body of `POST /v1/uploads`.
@@ -170,6 +170,7 @@ pub(crate) async fn presign(
             .map_err(|e| ApiError::Internal(Box::new(e)))?;
         let source = Source { key, bytes: file.bytes, etag: String::new(), content_type: file.content_type.clone() };
         let mut slot = MetadataRecord::pending(id, source, preset.clone(), now_ms());
+        slot.filename = Some(file.filename.clone()).filter(|name| !name.is_empty());
         slot.status = Status::AwaitingUpload;
         slot.expires_at = Some(expires_at);
         slots.push(slot);

@@ -1,0 +1,81 @@
+//! `/v1/presets`: the presets an upload may name, and what each makes.
+
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use imgpipe_core::OutputFormat;
+use imgpipe_core::preset::{DEFAULT_PRESET, Fit, Preset, Rendition};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of `GET /v1/presets`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Presets {
+    /// The preset of an upload that names none.
+    default: String,
+    /// Every preset, by name.
+    presets: Vec<PresetSummary>,
+}
+
+/// A preset: its name and its renditions.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PresetSummary {
+    name: String,
+    /// In the preset's order.
+    renditions: Vec<RenditionSummary>,
+}
+
+/// What one rendition of a preset is.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RenditionSummary {
+    name: String,
+    format: OutputFormat,
+    /// `inside`, `cover` or `exact`.
+    fit: &'static str,
+    /// The box's width, if bounded.
+    width: Option<u32>,
+    /// The box's height, if bounded.
+    height: Option<u32>,
+    /// Encoder quality (JPEG and WebP).
+    quality: u8,
+    /// Whether the preset's watermark is drawn on it.
+    watermark: bool,
+}
+
+impl From<&Preset> for PresetSummary {
+    fn from(preset: &Preset) -> Self {
+        Self { name: preset.name.clone(), renditions: preset.renditions.iter().map(RenditionSummary::from).collect() }
+    }
+}
+
+impl From<&Rendition> for RenditionSummary {
+    fn from(rendition: &Rendition) -> Self {
+        let (fit, width, height) = match rendition.fit {
+            Fit::Inside { width, height, .. } => ("inside", width, height),
+            Fit::Cover { width, height } => ("cover", Some(width), Some(height)),
+            Fit::Exact { width, height } => ("exact", Some(width), Some(height)),
+        };
+        Self {
+            name: rendition.name.clone(),
+            format: rendition.format,
+            fit,
+            width,
+            height,
+            quality: rendition.quality,
+            watermark: rendition.watermark,
+        }
+    }
+}
+
+/// `GET /v1/presets`: the presets this deployment serves now (on AWS, as last refreshed).
+#[utoipa::path(
+    get,
+    path = "/v1/presets",
+    operation_id = "list_presets",
+    summary = "The presets an upload may name, with their renditions",
+    responses((status = 200, description = "The presets", body = inline(Presets))),
+)]
+pub(crate) async fn list(State(state): State<AppState>) -> Json<Presets> {
+    let catalog = state.presets.current();
+    Json(Presets { default: DEFAULT_PRESET.to_owned(), presets: catalog.iter().map(PresetSummary::from).collect() })
+}
