@@ -484,3 +484,19 @@ def test_presets_come_from_the_versioned_config_bucket():
         assert env["CONFIG_BUCKET"] == {"Ref": "ConfigBucket"}
         assert env["PRESETS_KEY"] == {"Ref": "PresetsKey"}
         assert env["PRESETS_REFRESH_SECONDS"] == {"Ref": "PresetsRefreshSeconds"}
+
+
+def test_the_console_is_routed_and_the_buckets_take_only_its_presigned_calls():
+    """The console's page at `/` reaches the ingest function (`/{proxy+}` needs a segment), and
+    the browser may send presigned PUTs to originals and presigned GETs to renditions, nothing
+    else: CORS allows no other method, and the buckets stay private."""
+    resources = load()["Resources"]
+    events = resources["IngestFunction"]["Properties"]["Events"]
+    routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events.values()}
+    assert routes == {("ANY", "/{proxy+}"), ("GET", "/")}
+    expected = {"OriginalsBucket": ["PUT"], "ProcessedBucket": ["GET", "HEAD"]}
+    for bucket, methods in expected.items():
+        properties = resources[bucket]["Properties"]
+        (rule,) = properties["CorsConfiguration"]["CorsRules"]
+        assert rule["AllowedMethods"] == methods, bucket
+        assert set(properties["PublicAccessBlockConfiguration"].values()) == {True}, bucket
