@@ -99,12 +99,22 @@ fn twelve_files_through_the_page_end_as_ten_thumbnails_and_two_failures() {
 }
 
 #[test]
-fn the_page_asks_for_the_api_key_once_and_keeps_it_for_the_tab() {
+fn the_page_asks_for_the_api_key_once_and_keeps_it_for_the_tab_and_takes_drops_and_folders() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path(), &["--api-key", "console-s3cret"]);
     let files = tempfile::tempdir().unwrap();
     let photo = write(files.path(), "one.jpg", &image_bytes(1, image::ImageFormat::Jpeg));
-    drive("key", &server.base, json!({ "key": "console-s3cret", "files": [photo] }));
+    let folder = files.path().join("holiday");
+    std::fs::create_dir(&folder).unwrap();
+    write(&folder, "a.jpg", &image_bytes(2, image::ImageFormat::Jpeg));
+    write(&folder, "b.png", &image_bytes(3, image::ImageFormat::Png));
+    let args = json!({
+        "key": "console-s3cret",
+        "files": [photo],
+        "folder": folder,
+        "folder_files": ["holiday/a.jpg", "holiday/b.png"],
+    });
+    drive("key", &server.base, args);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,6 +8,10 @@
 
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 const [scenario, base, rawArgs] = process.argv.slice(2);
 const args = JSON.parse(rawArgs || '{}');
@@ -41,6 +45,16 @@ async function shoot(page, name) {
   if (!args.screenshot) return;
   const path = name ? args.screenshot.replace(/\.png$/, `-${name}.png`) : args.screenshot;
   await page.screenshot({ path, fullPage: true });
+}
+
+/** axe-core's WCAG 2 A and AA rules (labels, names, contrast, structure) on the page as it is. */
+async function accessible(page, where) {
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { runOnly: ['wcag2a', 'wcag2aa'] });
+    return result.violations.map((v) => `${v.id} (${v.help}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  });
+  assert.deepEqual(violations, [], `accessibility of ${where}`);
 }
 
 /** Waits until the gallery shows `n` cards. */
@@ -84,6 +98,8 @@ async function upload(browser) {
   const kinds = (await texts(page, '#uploads .failure strong')).sort();
   assert.deepEqual(kinds, [...args.failed].sort(), 'each failure shows its kind');
   assert.equal(await page.getByRole('button', { name: 'Retry' }).count(), 0, 'no upload is left to retry');
+  await page.locator('#stats', { hasText: /queue \d+ waiting, \d+ in flight · [\d.]+ images\/s/ }).waitFor();
+  await accessible(page, 'the upload view');
   await shoot(page, 'upload');
 
   // The hostile name is text wherever it shows; no element came from it.
@@ -110,6 +126,7 @@ async function upload(browser) {
     (n) => [...document.querySelectorAll('#gallery img.thumb')].filter((i) => i.complete && i.naturalWidth > 0).length === n,
     args.done,
   );
+  await accessible(page, 'the gallery');
   await shoot(page, '');
 
   // An image's page: its facts, every rendition with a download, the stage timings.
@@ -126,6 +143,7 @@ async function upload(browser) {
   assert.equal(await page.locator('table.timings tbody tr').count(), 5, 'five stage timings');
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download thumb' }).click()]);
   assert.match(download.suggestedFilename(), /-thumb\.webp$/);
+  await accessible(page, "an image's page");
   await shoot(page, 'image');
   assert.equal(await page.locator('img[src="x"]').count(), 0);
 
@@ -142,6 +160,7 @@ async function key(browser) {
   const { page, context, problems } = await open(browser);
   await page.goto(base);
   await page.locator('#key-view').waitFor({ state: 'visible' });
+  await accessible(page, 'the key form');
   assert.equal(await page.evaluate(() => fetch('/v1/images').then((r) => r.status)), 401, 'no key, no answer');
   await page.fill('#key-input', 'not-the-key');
   await page.click('#key-form button');
@@ -151,9 +170,22 @@ async function key(browser) {
   await page.locator('#preset option[value="default"]').waitFor({ state: 'attached' });
   assert.ok(await page.locator('#key-view').isHidden());
 
-  await page.setInputFiles('#files', args.files);
-  await page.locator('#overall-text', { hasText: `1 of 1 uploaded · 1 done · 0 failed` }).waitFor({ timeout: FINISH_MS });
-  await page.waitForFunction(() => [...document.querySelectorAll('#uploads img.thumb')].some((i) => i.naturalWidth > 0));
+  // One file dropped on the page, then a folder through the folder picker.
+  const bytes = [...readFileSync(args.files[0])];
+  const dropped = await page.evaluateHandle((data) => {
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([new Uint8Array(data)], 'dropped.jpg', { type: 'image/jpeg' }));
+    return transfer;
+  }, bytes);
+  await page.dispatchEvent('#drop', 'drop', { dataTransfer: dropped });
+  await page.locator('#uploads td.name', { hasText: 'dropped.jpg' }).waitFor();
+  await page.setInputFiles('#folder', args.folder);
+  const total = 1 + args.folder_files.length;
+  await page.locator('#overall-text', { hasText: `${total} of ${total} uploaded · ${total} done · 0 failed` })
+    .waitFor({ timeout: FINISH_MS });
+  const names = await texts(page, '#uploads td.name');
+  assert.deepEqual(names.sort(), ['dropped.jpg', ...args.folder_files].sort(), 'folder files keep their relative path');
+  await page.waitForFunction((n) => [...document.querySelectorAll('#uploads img.thumb')].filter((i) => i.naturalWidth > 0).length === n, total);
 
   // Kept for the tab (sessionStorage), not for the browser (localStorage).
   assert.equal(await page.evaluate(() => sessionStorage.getItem('imgpipe.apiKey')), args.key);
