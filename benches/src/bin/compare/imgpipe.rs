@@ -70,9 +70,11 @@ impl Pipeline {
     pub fn build(setup: &Setup) -> Result<Self> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         run_visible(Command::new(cargo).args(["build", "--release", "--quiet", "-p", "imgpipe", "--bin", "imgpipe"]))?;
+        // `target/compare/../release`: the directory must exist for the `..` to resolve (with
+        // `--out` elsewhere, nothing else has made it yet).
+        fs::create_dir_all(&setup.install_dir)?;
         let program = setup.install_dir.join("../release/imgpipe");
         ensure!(program.is_file(), "{} was not built", program.display());
-        fs::create_dir_all(&setup.install_dir)?;
         let presets = setup.install_dir.join("sharp-workload.toml");
         fs::write(&presets, SHARP_WORKLOAD_TOML).with_context(|| format!("writing {}", presets.display()))?;
         Ok(Self {
