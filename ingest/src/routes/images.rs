@@ -4,7 +4,7 @@ use crate::body::{self, ReadError};
 use crate::error::{ApiError, ErrorBody};
 use crate::intake;
 use crate::openapi::Binary;
-use crate::routes::uploads::MAX_FILENAME;
+use crate::routes::uploads::recorded_filename;
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Body;
@@ -161,10 +161,7 @@ async fn read_multipart(state: &AppState, request: Request) -> Result<(Vec<File>
     let (mut files, mut preset, mut total) = (Vec::new(), None, 0u64);
     while let Some(field) = multipart.next_field().await.map_err(|e| multipart_error(e, limit))? {
         if let Some(name) = field.file_name() {
-            if name.len() > MAX_FILENAME {
-                return Err(ApiError::InvalidBody(format!("a filename is longer than {MAX_FILENAME} bytes")));
-            }
-            let name = Some(name.to_owned()).filter(|name| !name.is_empty());
+            let name = recorded_filename(name)?;
             if files.len() == state.config.max_bulk_files {
                 return Err(ApiError::TooManyFiles { count: files.len() + 1, max: state.config.max_bulk_files });
             }

@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 /// JSON bytes allowed per file entry of a bulk request (filename, content type, framing).
 const BULK_BYTES_PER_FILE: u64 = 1024;
 /// Longest filename and content type accepted.
-pub(crate) const MAX_FILENAME: usize = 512;
+const MAX_FILENAME: usize = 512;
 const MAX_CONTENT_TYPE: usize = 255;
 
 /// The body of `POST /v1/uploads`.
@@ -82,6 +82,15 @@ pub(crate) enum UploadMethod {
 pub(crate) struct Stored {
     id: ImageId,
     status: Status,
+}
+
+/// What a record keeps of a client's file name (presigned or multipart): the name as given, none
+/// when empty; one over [`MAX_FILENAME`] bytes is refused.
+pub(crate) fn recorded_filename(name: &str) -> Result<Option<String>, ApiError> {
+    if name.len() > MAX_FILENAME {
+        return Err(ApiError::InvalidBody(format!("a filename is longer than {MAX_FILENAME} bytes")));
+    }
+    Ok(Some(name.to_owned()).filter(|name| !name.is_empty()))
 }
 
 /// The format `file` (entry `index` of the request) declares, if this deployment takes it: its
@@ -148,9 +157,7 @@ pub(crate) async fn presign(
         if file.bytes > config.max_upload_bytes {
             return Err(ApiError::PayloadTooLarge { limit: config.max_upload_bytes });
         }
-        if file.filename.len() > MAX_FILENAME {
-            return Err(ApiError::InvalidBody(format!("a filename is longer than {MAX_FILENAME} bytes")));
-        }
+        recorded_filename(&file.filename)?;
         formats.push(declared_format(config, index, file)?);
     }
     tracing::Span::current().record("files", request.files.len());
@@ -170,7 +177,7 @@ pub(crate) async fn presign(
             .map_err(|e| ApiError::Internal(Box::new(e)))?;
         let source = Source { key, bytes: file.bytes, etag: String::new(), content_type: file.content_type.clone() };
         let mut slot = MetadataRecord::pending(id, source, preset.clone(), now_ms());
-        slot.filename = Some(file.filename.clone()).filter(|name| !name.is_empty());
+        slot.filename = recorded_filename(&file.filename)?;
         slot.status = Status::AwaitingUpload;
         slot.expires_at = Some(expires_at);
         slots.push(slot);
