@@ -65,6 +65,13 @@ const loadedImages = (page, selector) => page.locator(selector).evaluateAll(
   (images) => images.filter((image) => image.complete && image.naturalWidth > 0).length,
 );
 
+/** Waits until exactly `n` of the `<img>` under `selector` have loaded pixels. */
+const imagesLoaded = (page, selector, n) => page.waitForFunction(
+  ([css, want]) => [...document.querySelectorAll(css)].filter((i) => i.complete && i.naturalWidth > 0).length === want,
+  [selector, n],
+  { timeout: 30_000 },
+);
+
 async function upload(browser) {
   const { page, problems } = await open(browser);
   // The first PUT fails once (a dropped connection): the page must offer a retry that works.
@@ -90,11 +97,7 @@ async function upload(browser) {
   const total = args.files.length;
   const expected = `${total} of ${total} uploaded · ${args.done} done · ${args.failed.length} failed`;
   await page.locator('#overall-text').filter({ hasText: expected }).waitFor({ timeout: FINISH_MS });
-  await page.waitForFunction(
-    (n) => [...document.querySelectorAll('#uploads img.thumb')].filter((i) => i.complete && i.naturalWidth > 0).length === n,
-    args.done,
-    { timeout: 30_000 },
-  );
+  await imagesLoaded(page, '#uploads img.thumb', args.done);
   const kinds = (await texts(page, '#uploads .failure strong')).sort();
   assert.deepEqual(kinds, [...args.failed].sort(), 'each failure shows its kind');
   assert.equal(await page.getByRole('button', { name: 'Retry' }).count(), 0, 'no upload is left to retry');
@@ -109,11 +112,7 @@ async function upload(browser) {
   // The gallery: every image, thumbnails for the DONE ones, kinds for the FAILED ones.
   await page.click('#nav-images');
   await page.locator('#gallery .card').nth(total - 1).waitFor();
-  await page.waitForFunction(
-    (n) => [...document.querySelectorAll('#gallery img.thumb')].filter((i) => i.complete && i.naturalWidth > 0).length === n,
-    args.done,
-    { timeout: 30_000 },
-  );
+  await imagesLoaded(page, '#gallery img.thumb', args.done);
   assert.equal(await page.locator('#gallery .card').count(), total);
   assert.deepEqual((await texts(page, '#gallery .failure strong')).sort(), [...args.failed].sort());
   assert.ok((await texts(page, '#gallery .card .name')).includes(args.hostile), 'the hostile name as text in the gallery');
@@ -122,10 +121,7 @@ async function upload(browser) {
   assert.deepEqual(await texts(page, '#gallery .badge'), args.failed.map(() => 'FAILED'), 'the status filter');
   await page.selectOption('#status-filter', '');
   await cardCount(page, total);
-  await page.waitForFunction(
-    (n) => [...document.querySelectorAll('#gallery img.thumb')].filter((i) => i.complete && i.naturalWidth > 0).length === n,
-    args.done,
-  );
+  await imagesLoaded(page, '#gallery img.thumb', args.done);
   await accessible(page, 'the gallery');
   await shoot(page, '');
 
@@ -185,7 +181,7 @@ async function key(browser) {
     .waitFor({ timeout: FINISH_MS });
   const names = await texts(page, '#uploads td.name');
   assert.deepEqual(names.sort(), ['dropped.jpg', ...args.folder_files].sort(), 'folder files keep their relative path');
-  await page.waitForFunction((n) => [...document.querySelectorAll('#uploads img.thumb')].filter((i) => i.naturalWidth > 0).length === n, total);
+  await imagesLoaded(page, '#uploads img.thumb', total);
 
   // Kept for the tab (sessionStorage), not for the browser (localStorage).
   assert.equal(await page.evaluate(() => sessionStorage.getItem('imgpipe.apiKey')), args.key);

@@ -71,8 +71,9 @@ fn main() -> Result<()> {
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = if args.threads.is_empty() { vec![1, cores] } else { args.threads.clone() };
-    let temp = tempfile_dir()?;
-    let dir = args.dir.clone().unwrap_or_else(|| temp.clone());
+    // Removed when dropped, at the end of main; unused with --dir.
+    let temp = tempfile::tempdir()?;
+    let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_owned());
     std::fs::create_dir_all(&dir)?;
     let inputs = if args.quick { &INPUTS[..1] } else { &INPUTS[..] };
 
@@ -104,9 +105,6 @@ fn main() -> Result<()> {
     if let Some(peak) = twelve {
         let verdict = if peak <= TARGET_12MP_MIB { "met" } else { "missed" };
         println!("\n12 MP JPEG: peak RSS {peak:.0} MiB against a target of {TARGET_12MP_MIB:.0} MiB: {verdict}");
-    }
-    if args.dir.is_none() {
-        std::fs::remove_dir_all(&temp).ok();
     }
     Ok(())
 }
@@ -174,12 +172,6 @@ fn make_photo(input: &Input, path: &Path) -> Result<()> {
     image.save_with_format(path, input.format).with_context(|| format!("writing {}", path.display()))
 }
 
-fn tempfile_dir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("imgpipe-memory-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,12 +186,11 @@ mod tests {
 
     #[test]
     fn a_small_photo_is_measured_in_process() {
-        let dir = tempfile_dir().unwrap();
-        let path = dir.join("small.jpg");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("small.jpg");
         make_photo(&Input { name: "small.jpg", width: 640, height: 480, format: image::ImageFormat::Jpeg }, &path)
             .unwrap();
         let got = measure(&std::fs::read(&path).unwrap()).unwrap();
-        std::fs::remove_dir_all(&dir).ok();
         assert!(got.peak_kib >= got.before_kib && got.before_kib > 0, "{got:?}");
         assert!(got.ms > 0.0);
     }
