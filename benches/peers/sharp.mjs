@@ -1,98 +1,15 @@
-// Peer runner for `compare`: sharp's own benchmark workload, timed in rounds.
-//
-// usage: node sharp.mjs INPUT THREADS WARMUP ROUNDS PER_ROUND OUTPUT
+// Peer runner for `compare`: sharp's own benchmark workload, timed in rounds (see harness.mjs
+// for the arguments and the JSON it prints).
 //
 // Each image: sharp(INPUT) (file in) .resize(720, 588) (fit cover, Lanczos3) .jpeg({ quality: 80 })
-// .toBuffer() (buffer out), with sharp.cache(false) and sharp.concurrency(1). THREADS operations are
-// kept in flight as Promise.all batches; set UV_THREADPOOL_SIZE=THREADS in the environment so libuv
-// has a thread for each. sharp is loaded from $IMGPIPE_NODE_PREFIX/node_modules when that is set
-// (`compare` installs it into target/compare/node), else resolved from this file's directory.
-//
-// Prints one line of JSON on stdout:
-// {"ms_per_image", "rounds_ms", "images_per_round", "bytes", "width", "height", "version"}
-// where ms_per_image is the median over rounds of (round wall time / images in round), and writes
-// the last image made to OUTPUT.
+// .toBuffer() (buffer out).
 
-import { writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { run } from './harness.mjs';
 
 const WIDTH = 720;
 const HEIGHT = 588;
 const QUALITY = 80;
 
-function parseCount(name, text, min) {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min) {
-    throw new Error(`${name} must be an integer >= ${min}, got ${JSON.stringify(text)}`);
-  }
-  return n;
-}
-
-function loadSharp() {
-  const prefix = process.env.IMGPIPE_NODE_PREFIX;
-  const require = createRequire(prefix ? join(prefix, 'package.json') : import.meta.url);
-  return require('sharp');
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-async function main() {
-  const args = process.argv.slice(2);
-  if (args.length !== 6) {
-    throw new Error('usage: node sharp.mjs INPUT THREADS WARMUP ROUNDS PER_ROUND OUTPUT');
-  }
-  const [input, threadsArg, warmupArg, roundsArg, perRoundArg, output] = args;
-  const threads = parseCount('THREADS', threadsArg, 1);
-  const warmup = parseCount('WARMUP', warmupArg, 0);
-  const rounds = parseCount('ROUNDS', roundsArg, 1);
-  const perRound = parseCount('PER_ROUND', perRoundArg, 1);
-
-  const sharp = loadSharp();
-  sharp.cache(false);
-  sharp.concurrency(1);
-
-  const one = () => sharp(input).resize(WIDTH, HEIGHT).jpeg({ quality: QUALITY }).toBuffer({ resolveWithObject: true });
-
-  // `count` images, `threads` at a time; resolves to the last result.
-  async function batch(count) {
-    let last;
-    for (let done = 0; done < count; done += threads) {
-      const inFlight = Array.from({ length: Math.min(threads, count - done) }, one);
-      const results = await Promise.all(inFlight);
-      last = results[results.length - 1];
-    }
-    return last;
-  }
-
-  await batch(warmup);
-  const roundsMs = [];
-  let last;
-  for (let r = 0; r < rounds; r++) {
-    const start = performance.now();
-    last = await batch(perRound);
-    roundsMs.push(performance.now() - start);
-  }
-  writeFileSync(output, last.data);
-
-  const report = {
-    ms_per_image: median(roundsMs.map((ms) => ms / perRound)),
-    rounds_ms: roundsMs,
-    images_per_round: perRound,
-    bytes: last.data.length,
-    width: last.info.width,
-    height: last.info.height,
-    version: `${sharp.versions.sharp} (libvips ${sharp.versions.vips})`,
-  };
-  process.stdout.write(`${JSON.stringify(report)}\n`);
-}
-
-main().catch((err) => {
-  console.error(`sharp peer: ${err && err.stack ? err.stack : err}`);
-  process.exit(1);
-});
+run('sharp.mjs', (sharp, input) =>
+  sharp(input).resize(WIDTH, HEIGHT).jpeg({ quality: QUALITY }).toBuffer({ resolveWithObject: true }),
+);

@@ -1,9 +1,9 @@
 //! Shared by the kernel benchmarks and the `compare` command: where the reference images are,
-//! and the workload of sharp's own benchmark.
+//! the workload of sharp's own benchmark, and the inputs of the `default`-preset workload.
 
 #![warn(missing_docs)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// sharp's benchmark image (2725×2225 baseline JPEG), from `../shared/fixtures`.
 pub const SHARP_BENCH_IMAGE: &str = "2569067123_aca715a2ee_o.jpg";
@@ -30,4 +30,33 @@ pub fn read_fixture(name: &str) -> std::io::Result<Vec<u8>> {
     std::fs::read(&path).map_err(|e| {
         std::io::Error::new(e.kind(), format!("{}: {e} (set IMGPIPE_FIXTURES to ../shared/fixtures)", path.display()))
     })
+}
+
+/// sharp's benchmark photo re-encoded as a progressive JPEG (quality 90, 4:2:0), the way many
+/// web and phone exports are: the same pixels, a decode several times as costly.
+pub fn progressive_jpeg(photo: &image::RgbImage) -> Result<Vec<u8>, turbojpeg::Error> {
+    let mut compressor = turbojpeg::Compressor::new()?;
+    compressor.set_quality(90)?;
+    compressor.set_progressive(true)?;
+    compressor.compress_to_vec(turbojpeg::Image {
+        pixels: photo.as_raw().as_slice(),
+        width: photo.width() as usize,
+        pitch: photo.width() as usize * 3,
+        height: photo.height() as usize,
+        format: turbojpeg::PixelFormat::RGB,
+    })
+}
+
+/// The inputs of the `default`-preset workload, written into `dir`: sharp's benchmark photo as
+/// it is (baseline JPEG), as a progressive JPEG, and as an RGB PNG. Returns (label, path) pairs.
+pub fn default_workload_inputs(dir: &Path) -> anyhow::Result<Vec<(&'static str, PathBuf)>> {
+    use anyhow::Context;
+    let baseline = fixtures_dir().join(SHARP_BENCH_IMAGE);
+    let bytes = read_fixture(SHARP_BENCH_IMAGE)?;
+    let photo = image::load_from_memory(&bytes).context("decoding sharp's benchmark photo")?.into_rgb8();
+    let progressive = dir.join("photo-progressive.jpg");
+    std::fs::write(&progressive, progressive_jpeg(&photo).context("encoding the progressive JPEG")?)?;
+    let png = dir.join("photo.png");
+    photo.save(&png).with_context(|| format!("writing {}", png.display()))?;
+    Ok(vec![("baseline JPEG", baseline), ("progressive JPEG", progressive), ("PNG", png)])
 }

@@ -47,6 +47,53 @@ impl fmt::Display for Tool {
     }
 }
 
+/// What each tool makes of each input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// sharp's own benchmark: one 720×588 JPEG (Lanczos3, fit cover, quality 80), on its photo.
+    Sharp,
+    /// imgpipe's built-in `default` preset: a 256×256 WebP thumb and 1024- and 2048-wide
+    /// watermarked JPEGs, on sharp's photo as a baseline JPEG, a progressive JPEG and a PNG.
+    Default,
+}
+
+impl Workload {
+    /// The preset imgpipe runs, and the presets file that defines it (`None`: the built-in one).
+    pub fn preset(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Workload::Sharp => ("sharp-bench", Some(benches::SHARP_WORKLOAD_TOML)),
+            Workload::Default => (imgpipe_core::preset::DEFAULT_PRESET, None),
+        }
+    }
+
+    /// What is made of each input, as recorded in the report.
+    pub fn output(self) -> &'static str {
+        match self {
+            Workload::Sharp => "720x588 lanczos3 jpeg q80",
+            Workload::Default => {
+                "preset default: thumb 256x256 webp q80, medium 1024w jpeg q82 + watermark, large 2048w jpeg q85 + watermark (the large one is kept)"
+            }
+        }
+    }
+
+    /// The tools that can run it; sharp's runner script for it.
+    pub fn tools(self) -> &'static [Tool] {
+        match self {
+            Workload::Sharp => Tool::value_variants(),
+            Workload::Default => &[Tool::Imgpipe, Tool::ImgpipePipeline, Tool::Sharp],
+        }
+    }
+
+    /// sharp's runner script in `benches/peers/`.
+    pub fn sharp_script(self) -> &'static str {
+        match self {
+            Workload::Sharp => "sharp.mjs",
+            Workload::Default => "sharp-default.mjs",
+        }
+    }
+}
+
 /// How many images each run processes.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
@@ -94,6 +141,8 @@ pub struct Setup {
     pub install: bool,
     /// TMPDIR of `imgpipe process`.
     pub pipeline_tmp: PathBuf,
+    /// What is made of each input.
+    pub workload: Workload,
 }
 
 /// A scratch directory under the system temp dir, removed when dropped.

@@ -1,9 +1,12 @@
 //! `compare`: imgpipe side by side with sharp, libvips' `vipsthumbnail` and Pillow, on this machine,
 //! on the workload of sharp's own benchmark — a 2725×2225 JPEG resized to 720×588 (Lanczos3) and
-//! encoded as JPEG quality 80 — single-threaded and with all cores.
+//! encoded as JPEG quality 80 — single-threaded and with all cores. `--workload default` runs
+//! imgpipe's built-in `default` preset instead (three renditions, two watermarked) on the same
+//! photo as a baseline JPEG, a progressive JPEG and a PNG, against sharp making the same outputs.
 //!
 //! ```text
 //! cargo run --release -p benches --bin compare [-- --rounds 7 --per-round 20 --only imgpipe,sharp]
+//! cargo run --release -p benches --bin compare -- --workload default
 //! ```
 //!
 //! Peers are installed on first use into `target/compare/`: npm `sharp@0.35.5`, a venv with
@@ -32,9 +35,9 @@ mod sample;
 
 use anyhow::{Context, Result};
 use benches::{SHARP_BENCH_IMAGE, fixtures_dir};
-use clap::{Parser, ValueEnum};
-use job::{Plan, Scratch, Setup, Tool};
-use report::{Report, Workload};
+use clap::Parser;
+use job::{Plan, Scratch, Setup, Tool, Workload};
+use report::{Report, Run};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -44,6 +47,12 @@ use std::path::{Path, PathBuf};
 /// (round wall time / images in round). Missing peers are installed into target/compare/ first.
 #[derive(Debug, Parser)]
 struct Args {
+    /// What each tool makes: sharp's benchmark (one 720×588 JPEG), or imgpipe's `default` preset
+    /// (three renditions; run on a baseline JPEG, a progressive JPEG and a PNG; imgpipe, its
+    /// pipeline and sharp only).
+    #[arg(long, value_enum, default_value_t = Workload::Sharp)]
+    workload: Workload,
+
     /// Timed rounds per tool and thread count.
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
     rounds: u32,
@@ -72,7 +81,8 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 
-    /// The input image [default: sharp's benchmark JPEG from the fixtures directory].
+    /// The input image [default: sharp's benchmark JPEG from the fixtures directory; with
+    /// `--workload default`, that photo as a baseline JPEG, a progressive JPEG and a PNG].
     #[arg(long, value_name = "PATH")]
     input: Option<PathBuf>,
 
@@ -95,44 +105,68 @@ fn main() -> Result<()> {
             let shm = Path::new("/dev/shm");
             if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() }
         }),
+        workload: args.workload,
     };
     let out_dir = args.out.unwrap_or_else(|| setup.install_dir.clone());
     fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
 
-    let input = args.input.unwrap_or_else(|| fixtures_dir().join(SHARP_BENCH_IMAGE));
-    let input = fs::canonicalize(&input).with_context(|| format!("finding the input {}", input.display()))?;
-    let (width, height) =
-        image::image_dimensions(&input).with_context(|| format!("reading the input {}", input.display()))?;
+    let scratch = Scratch::new()?;
+    let inputs = match (args.input, args.workload) {
+        (Some(input), _) => vec![("input", input)],
+        (None, Workload::Sharp) => vec![("baseline JPEG", fixtures_dir().join(SHARP_BENCH_IMAGE))],
+        (None, Workload::Default) => benches::default_workload_inputs(&scratch.0)?,
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads_all = args.threads.map_or(cores, |n| n as usize);
     let thread_counts = if threads_all == 1 { vec![1] } else { vec![1, threads_all] };
     let plan = Plan { warmup: args.warmup as usize, rounds: args.rounds as usize, per_round: args.per_round as usize };
-    let mut tools = if args.only.is_empty() { Tool::value_variants().to_vec() } else { args.only };
+    let mut tools = if args.only.is_empty() { args.workload.tools().to_vec() } else { args.only };
     tools.sort();
     tools.dedup();
 
-    let scratch = Scratch::new()?;
-    let (mut results, skipped) = runner::run_all(&tools, &thread_counts, plan, &setup, &input, &out_dir, &scratch)?;
-    report::compare_with_imgpipe(&mut results);
+    for (label, input) in inputs {
+        let input = fs::canonicalize(&input).with_context(|| format!("finding the input {}", input.display()))?;
+        let (width, height) =
+            image::image_dimensions(&input).with_context(|| format!("reading the input {}", input.display()))?;
+        // The sharp workload keeps its files where they always were; the default workload's
+        // three inputs each get a folder. Runners link their input under many names in their
+        // scratch: a folder per input there too.
+        let slug = label.replace(' ', "-").to_lowercase();
+        let run_dir = match args.workload {
+            Workload::Sharp => out_dir.clone(),
+            Workload::Default => out_dir.join(format!("default-{slug}")),
+        };
+        let scratch_dir = scratch.0.join(&slug);
+        for dir in [&run_dir, &scratch_dir] {
+            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        eprintln!("== {label}: {} ({width}×{height}) ==", input.display());
+        let (mut results, skipped) =
+            runner::run_all(&tools, &thread_counts, plan, &setup, &input, &run_dir, &scratch_dir)?;
+        report::compare_with_imgpipe(&mut results);
 
-    report::print_table(&tools, &thread_counts, &results, &skipped);
-    let report = Report {
-        workload: Workload {
-            input,
-            width,
-            height,
-            output: report::WORKLOAD,
-            warmup: plan.warmup,
-            rounds: plan.rounds,
-            per_round: plan.per_round,
-            threads_all,
-            cores,
-        },
-        results,
-        skipped,
-    };
-    let json_path = out_dir.join("compare.json");
-    report.write(&json_path)?;
-    eprintln!("wrote {} and the output images beside it", json_path.display());
+        println!("{label} ({width}×{height}), {}", args.workload.output());
+        report::print_table(&tools, &thread_counts, &results, &skipped);
+        let report = Report {
+            workload: Run {
+                workload: args.workload,
+                label,
+                input,
+                width,
+                height,
+                output: args.workload.output(),
+                warmup: plan.warmup,
+                rounds: plan.rounds,
+                per_round: plan.per_round,
+                threads_all,
+                cores,
+            },
+            results,
+            skipped,
+        };
+        let json_path = run_dir.join("compare.json");
+        report.write(&json_path)?;
+        eprintln!("wrote {} and the output images beside it", json_path.display());
+    }
     Ok(())
 }

@@ -62,7 +62,7 @@ impl ScriptPeer {
         }
         Ok(Self {
             program: node,
-            script: setup.peers_dir.join("sharp.mjs"),
+            script: setup.peers_dir.join(setup.workload.sharp_script()),
             env: vec![("IMGPIPE_NODE_PREFIX", prefix.into_os_string())],
             threads_env: Some("UV_THREADPOOL_SIZE"),
         })

@@ -1,15 +1,12 @@
 //! The results: one row per tool and thread count, printed as a table on stdout and written as
 //! `compare.json`.
 
-use crate::job::{Measurement, Plan, Tool};
+use crate::job::{Measurement, Plan, Tool, Workload};
 use crate::sample::{BUSY, median};
 use anyhow::{Context, Result, ensure};
 use serde::Serialize;
 use std::fs;
 use std::path::{Path, PathBuf};
-
-/// The workload's output, as recorded in `compare.json`.
-pub const WORKLOAD: &str = "720x588 lanczos3 jpeg q80";
 
 /// One row of results: a tool at a thread count.
 #[derive(Debug, Serialize)]
@@ -84,9 +81,13 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// The workload, as recorded in `compare.json`.
+/// What was run, as recorded in `compare.json`.
 #[derive(Debug, Serialize)]
-pub struct Workload {
+pub struct Run {
+    /// The workload.
+    pub workload: Workload,
+    /// What kind of input it is.
+    pub label: &'static str,
     /// The input image.
     pub input: PathBuf,
     /// Its width.
@@ -111,7 +112,7 @@ pub struct Workload {
 #[derive(Debug, Serialize)]
 pub struct Report {
     /// What was run.
-    pub workload: Workload,
+    pub workload: Run,
     /// One entry per (tool, threads) that ran.
     pub results: Vec<Row>,
     /// One entry per (tool, threads) that could not run.

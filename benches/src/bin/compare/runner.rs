@@ -1,11 +1,11 @@
 //! The tools compared, made ready to run, and the loop that runs each one at each thread count.
 
 use crate::imgpipe::{Pipeline, run_imgpipe, workload_recipe};
-use crate::job::{Job, Measurement, Plan, Scratch, Setup, Tool};
+use crate::job::{Job, Measurement, Plan, Setup, Tool};
 use crate::peers::{ScriptPeer, Vipsthumbnail};
 use crate::report::{Row, Skipped};
 use crate::sample::{BUSY, CpuSample};
-use anyhow::Result;
+use anyhow::{Result, ensure};
 use processor::Recipe;
 use std::path::Path;
 
@@ -24,9 +24,10 @@ enum Runner {
 impl Runner {
     /// Makes `tool` ready, installing it first if allowed.
     pub fn prepare(tool: Tool, setup: &Setup) -> Result<Self> {
+        ensure!(setup.workload.tools().contains(&tool), "{tool} does not run the {:?} workload", setup.workload);
         Ok(match tool {
-            Tool::Imgpipe => Runner::Imgpipe(workload_recipe()?),
-            Tool::ImgpipePipeline => Runner::Pipeline(Pipeline::build(setup)?),
+            Tool::Imgpipe => Runner::Imgpipe(workload_recipe(setup.workload)?),
+            Tool::ImgpipePipeline => Runner::Pipeline(Pipeline::build(setup, &workload_recipe(setup.workload)?)?),
             Tool::Sharp => Runner::Script(ScriptPeer::sharp(setup)?),
             Tool::Vipsthumbnail => Runner::Vips(Vipsthumbnail::find(setup)?),
             Tool::Pillow => Runner::Script(ScriptPeer::pillow(setup)?),
@@ -54,7 +55,7 @@ pub fn run_all(
     setup: &Setup,
     input: &Path,
     out_dir: &Path,
-    scratch: &Scratch,
+    scratch: &Path,
 ) -> Result<(Vec<Row>, Vec<Skipped>)> {
     let mut results = Vec::new();
     let mut skipped = Vec::new();
@@ -78,7 +79,7 @@ pub fn run_all(
                 plan.warmup, plan.rounds, plan.per_round
             );
             let image = out_dir.join(format!("{tool}.jpg"));
-            let job = Job { input, threads, plan, image: &image, scratch: &scratch.0 };
+            let job = Job { input, threads, plan, image: &image, scratch };
             let before = CpuSample::now();
             let measured = runner.run(&job);
             match measured.and_then(|measured| Row::new(tool, threads, plan, measured, &image)) {
