@@ -310,12 +310,21 @@ pub struct CostInputs {
     pub presign_batch: f64,
 }
 
+/// The processor's CPU time per image on one vCPU, in ms: the real processor bootstrap (release,
+/// x86_64) under a Lambda Runtime API harness, pinned to one core, chunks of 10 of the 2725×2225
+/// fixture with the `default` preset, S3 and DynamoDB in moto. Measured: 87.0 ms, the median of
+/// three runs (81.5, 87.0, 88.5) of `cargo run --release -p benches --bin lambda` on the 2-core
+/// reference machine (README, "The processor on Lambda, measured"); the same harness gave 83.0 to
+/// 101.0 ms per image with two threads.
+pub const MEASURED_PROCESSOR_CPU_MS_PER_IMAGE: f64 = 87.0;
+
 /// The reference image of the READMEs' cost tables: a 3 MB, 6 MP JPEG original; the default
 /// preset's three renditions of a 6 MP photo (640,052 B together, as `imgpipe process` makes them
-/// of the 2725×2225 fixture `2569067123_aca715a2ee_o.jpg`) and its 900 B final record; 65 ms of
-/// kernel per image on one core; the storage I/O left to [`modelled_io_ms`]; direct uploads.
+/// of the 2725×2225 fixture `2569067123_aca715a2ee_o.jpg`) and its 900 B final record;
+/// [`MEASURED_PROCESSOR_CPU_MS_PER_IMAGE`] of processor CPU per image on one vCPU; the storage
+/// I/O left to [`modelled_io_ms`]; direct uploads.
 pub const REFERENCE: CostInputs = CostInputs {
-    processing_ms: 65.0,
+    processing_ms: MEASURED_PROCESSOR_CPU_MS_PER_IMAGE,
     io_ms: 0.0,
     original_bytes: 3_000_000.0,
     rendition_bytes: 640_052.0,

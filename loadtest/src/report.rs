@@ -614,7 +614,7 @@ mod tests {
         // 2.102 invocations × 600 B of platform records, 2 access lines × 256 B = 2,521.2 B;
         // presigned 334 + 1.112 × 600 + 1.01 × 256 = 1,259.76 B; per GB of 2^30 bytes.
         assert!(table.contains("| CloudWatch Logs | 1.24 | 0.62 |"), "{table}");
-        assert!(table.contains("| **total** | **39.04** | **30.96** |"), "{table}");
+        assert!(table.contains("| **total** | **39.55** | **31.46** |"), "{table}");
         assert!(!table.contains("Data transfer"), "downloads are an option, off by default");
         // loadtest/README.md: one download of the 491 KB large rendition adds $2.66 (request
         // $1, invocation $0.20 and 20 ms at 1 GB $0.27, a read $0.125, an S3 GET $0.40,

@@ -118,12 +118,15 @@ struct Report {
     runs: Vec<Run>,
 }
 
+/// Where an invocation's answer goes: when it came, and its body.
+type Answer = oneshot::Sender<(Instant, String)>;
+
 /// What the Runtime API server shares with the harness.
 struct Api {
-    /// Events to hand out, each with where its answer goes and when it was handed out.
-    events: Mutex<mpsc::Receiver<(String, oneshot::Sender<(Instant, String)>)>>,
+    /// Events to hand out (JSON), each with where its answer goes.
+    events: Mutex<mpsc::Receiver<(String, Answer)>>,
     /// Answers awaited, by request id.
-    waiting: Mutex<Vec<(String, oneshot::Sender<(Instant, String)>)>>,
+    waiting: Mutex<Vec<(String, Answer)>>,
     /// When the function first asked for an event.
     first_next: Mutex<Option<Instant>>,
     /// When the last event was handed out.
@@ -195,7 +198,8 @@ impl Stack {
             emulator::unique_name("bench-processed"),
             emulator::unique_name("bench-records"),
         );
-        let in_moto = |what: &str, e: Box<dyn std::error::Error + Send + Sync>| anyhow::anyhow!("creating {what} in moto: {e}");
+        let in_moto =
+            |what: &str, e: Box<dyn std::error::Error + Send + Sync>| anyhow::anyhow!("creating {what} in moto: {e}");
         emulator::create_bucket(&config, &originals).await.map_err(|e| in_moto("the originals bucket", e))?;
         emulator::create_bucket(&config, &processed).await.map_err(|e| in_moto("the processed bucket", e))?;
         emulator::create_table(&config, &table).await.map_err(|e| in_moto("the table", e))?;

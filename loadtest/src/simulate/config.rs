@@ -84,9 +84,9 @@ pub struct StackConfig {
     /// Seconds to fetch a chunk's originals (parallel S3 GETs of 3 MB).
     #[arg(long, default_value_t = 0.06)]
     pub fetch_s: f64,
-    /// Kernel milliseconds per image on one core (the `default` preset on a 6 MP JPEG:
-    /// README, Kernel stages).
-    #[arg(long, default_value_t = 65.0)]
+    /// Processor CPU milliseconds per image on one vCPU (the `default` preset on a 6 MP JPEG,
+    /// measured under the Lambda harness: `cost::MEASURED_PROCESSOR_CPU_MS_PER_IMAGE`).
+    #[arg(long, default_value_t = crate::cost::MEASURED_PROCESSOR_CPU_MS_PER_IMAGE)]
     pub kernel_ms: f64,
     /// Processor memory, MB; vCPUs = memory / 1769 (Lambda), used by rayon in parallel.
     #[arg(long, default_value_t = 3538)]

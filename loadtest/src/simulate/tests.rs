@@ -52,8 +52,8 @@ fn defaults_follow_the_policy_and_the_issue() {
     assert_eq!(c.map_concurrency as usize, MAP_MAX_CONCURRENCY);
     assert_eq!((c.retries, c.max_redrives, c.redrive_delay_s), (3, 12, 120.0));
     assert_eq!(c.vcpus(), 2.0);
-    // 60 ms fetch + 10 × 65 ms / 2 vCPUs + 40 ms store.
-    assert_near("chunk time", c.chunk_s(10), 0.425, 1e-12);
+    // 60 ms fetch + 10 × 87 ms / 2 vCPUs + 40 ms store.
+    assert_near("chunk time", c.chunk_s(10), 0.535, 1e-12);
     assert!(c.validate().is_ok());
     assert!(StackConfig { step_s: 0.0, ..c }.validate().is_err());
 }
