@@ -783,4 +783,28 @@ mod tests {
             serde_json::from_str(r#"{"lambda_memory_mb": 3008, "images_per_workflow": 500}"#).unwrap();
         assert_eq!((model.images_per_workflow, model.downloads_per_image), (500, 0.0));
     }
+
+    /// The processor's memory size against its cost per image, for the README (`cargo test -p
+    /// loadtest --lib processor_memory_sizes -- --nocapture` prints the table): the CPU part
+    /// costs the same at any size, the storage waits are billed at the whole size, so the
+    /// smallest size is the cheapest; whole waves of I/O make the curve uneven above it.
+    #[test]
+    fn processor_memory_sizes() {
+        let prices = Prices::default();
+        let mut costs = Vec::new();
+        println!("| memory | vCPUs | chunk of 10 | GB-s per image | USD per million images |");
+        println!("|---:|---:|---:|---:|---:|");
+        for mb in [1024, 1769, 3538, 5307, 10240] {
+            let model = CostModel { lambda_memory_mb: mb, ..CostModel::default() };
+            let chunk_ms = processor_chunk_ms(&REFERENCE, &model);
+            let gb_s = chunk_ms / 1000.0 * f64::from(mb) / 1024.0 / 10.0;
+            let usd = gb_s * prices.lambda_arm_gb_second * MILLION;
+            println!("| {mb} MB | {:.2} | {chunk_ms:.0} ms | {gb_s:.3} | {usd:.2} |", f64::from(mb) / MB_PER_VCPU);
+            costs.push((mb, gb_s));
+        }
+        let cheapest = costs.iter().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+        assert_eq!(cheapest.0, 1024, "{costs:?}");
+        let at = |mb| costs.iter().find(|c| c.0 == mb).unwrap().1;
+        assert!(at(1769) < at(3538), "{costs:?}");
+    }
 }
