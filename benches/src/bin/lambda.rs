@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! IMGPIPE_MOTO_URL=$(./scripts/moto-server /tmp/moto.pid) \
-//!   cargo run --release -p benches --bin lambda [-- --chunks 6 --chunk 10 --threads 1,2]
+//!   cargo run --release -p benches --features lambda --bin lambda [-- --chunks 6 --chunk 10 --threads 1,2]
 //! ```
 //!
 //! For each thread count, the release `processor` binary (built with `--features lambda`, as the
