@@ -313,9 +313,9 @@ pub struct CostInputs {
 /// The processor's CPU time per image on one vCPU, in ms: the real processor bootstrap (release,
 /// x86_64) under a Lambda Runtime API harness, pinned to one core, chunks of 10 of the 2725×2225
 /// fixture with the `default` preset, S3 and DynamoDB in moto. Measured: 87.0 ms, the median of
-/// three runs (81.5, 87.0, 88.5) of `cargo run --release -p benches --features lambda --bin lambda` on the 2-core
-/// reference machine (README, "The processor on Lambda, measured"); the same harness gave 83.0 to
-/// 101.0 ms per image with two threads.
+/// three runs (81.5, 87.0, 88.5) on the 2-core reference machine of
+/// `cargo run --release -p benches --features lambda --bin lambda` (README, "The processor on
+/// Lambda, measured"); the same harness gave 83.0 to 101.0 ms per image with two threads.
 pub const MEASURED_PROCESSOR_CPU_MS_PER_IMAGE: f64 = 87.0;
 
 /// The reference image of the READMEs' cost tables: a 3 MB, 6 MP JPEG original; the default
