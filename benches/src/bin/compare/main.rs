@@ -61,6 +61,12 @@ struct Args {
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     per_round: u32,
 
+    /// Times over: each pass runs every tool once at each thread count, the tools taking turns,
+    /// and each row's median is over the rounds of every pass. More than one evens out a machine
+    /// whose speed drifts during the run.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    passes: u32,
+
     /// Untimed images before the first round.
     #[arg(long, default_value_t = 5)]
     warmup: u32,
@@ -141,8 +147,16 @@ fn main() -> Result<()> {
             fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         eprintln!("== {label}: {} ({width}×{height}) ==", input.display());
-        let (mut results, skipped) =
-            runner::run_all(&tools, &thread_counts, plan, &setup, &input, &run_dir, &scratch_dir)?;
+        let (mut results, skipped) = runner::run_all(
+            &tools,
+            &thread_counts,
+            plan,
+            args.passes as usize,
+            &setup,
+            &input,
+            &run_dir,
+            &scratch_dir,
+        )?;
         report::compare_with_imgpipe(&mut results);
 
         println!("{label} ({width}×{height}), {}", args.workload.output());
@@ -157,6 +171,7 @@ fn main() -> Result<()> {
                 output: args.workload.output(),
                 warmup: plan.warmup,
                 rounds: plan.rounds,
+                passes: args.passes as usize,
                 per_round: plan.per_round,
                 threads_all,
                 cores,

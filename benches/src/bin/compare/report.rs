@@ -32,8 +32,10 @@ pub struct Row {
     /// Cores' worth of CPU that other processes used during the run (Linux); much above 0 means
     /// the timing is skewed.
     pub other_cpu: Option<f64>,
-    /// Wall time of each round, in milliseconds.
+    /// Wall time of each round, in milliseconds (of every pass).
     pub rounds_ms: Vec<f64>,
+    /// Images in each round.
+    pub images_per_round: usize,
     /// The output image.
     pub image: PathBuf,
 }
@@ -47,8 +49,8 @@ impl Row {
             measured.rounds_ms.len(),
             plan.rounds
         );
-        let per_round = measured.per_round.unwrap_or(plan.per_round) as f64;
-        let ms_per_image = median(measured.rounds_ms.iter().map(|ms| ms / per_round).collect());
+        let images_per_round = measured.per_round.unwrap_or(plan.per_round);
+        let ms_per_image = median(measured.rounds_ms.iter().map(|ms| ms / images_per_round as f64).collect());
         ensure!(ms_per_image.is_finite() && ms_per_image > 0.0, "{tool} reported a time of {ms_per_image} ms");
         let bytes = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
         let (out_width, out_height) =
@@ -65,8 +67,23 @@ impl Row {
             imgpipe_x: None,
             other_cpu: None,
             rounds_ms: measured.rounds_ms,
+            images_per_round,
             image: path.to_owned(),
         })
+    }
+
+    /// Adds the rounds of a later pass of the same tool and thread count: the median is taken
+    /// over all of them, and the busiest pass's `other_cpu` is kept.
+    pub fn merge(&mut self, later: Row) {
+        self.rounds_ms.extend(later.rounds_ms);
+        let per_round = self.images_per_round as f64;
+        self.ms_per_image = median(self.rounds_ms.iter().map(|ms| ms / per_round).collect());
+        self.images_per_s = 1e3 / self.ms_per_image;
+        self.other_cpu = match (self.other_cpu, later.other_cpu) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.version = later.version;
     }
 }
 
@@ -100,6 +117,8 @@ pub struct Run {
     pub warmup: usize,
     /// Timed rounds per run.
     pub rounds: usize,
+    /// Runs per tool and thread count, the tools taking turns.
+    pub passes: usize,
     /// Images per round.
     pub per_round: usize,
     /// Thread count of the "all cores" rows.

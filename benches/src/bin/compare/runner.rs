@@ -45,23 +45,29 @@ impl Runner {
     }
 }
 
-/// Runs every tool in `tools` at every thread count, one output image per tool in `out_dir`.
+/// Runs every tool in `tools` at every thread count, one output image per tool in `out_dir`;
+/// `passes` times over, the tools taking turns at each thread count so that a machine that
+/// speeds up or slows down during the run moves every tool alike. Each (tool, threads) row holds
+/// the rounds of every pass.
 ///
 /// A peer that cannot be prepared or run is recorded as skipped; only imgpipe's failure is an error.
+#[allow(clippy::too_many_arguments)]
 pub fn run_all(
     tools: &[Tool],
     thread_counts: &[usize],
     plan: Plan,
+    passes: usize,
     setup: &Setup,
     input: &Path,
     out_dir: &Path,
     scratch: &Path,
 ) -> Result<(Vec<Row>, Vec<Skipped>)> {
-    let mut results = Vec::new();
+    let mut results: Vec<Row> = Vec::new();
     let mut skipped = Vec::new();
+    let mut runners = Vec::new();
     for &tool in tools {
-        let runner = match Runner::prepare(tool, setup) {
-            Ok(runner) => runner,
+        match Runner::prepare(tool, setup) {
+            Ok(runner) => runners.push((tool, runner)),
             Err(e) if tool == Tool::Imgpipe => return Err(e),
             Err(e) => {
                 eprintln!("{tool}: unavailable: {e:#}");
@@ -70,30 +76,44 @@ pub fn run_all(
                     threads,
                     reason: format!("{e:#}"),
                 }));
-                continue;
             }
-        };
+        }
+    }
+    for pass in 1..=passes {
         for &threads in thread_counts {
-            eprintln!(
-                "{tool}, {threads} thread(s): {} warm-up + {} × {} images",
-                plan.warmup, plan.rounds, plan.per_round
-            );
-            let image = out_dir.join(format!("{tool}.jpg"));
-            let job = Job { input, threads, plan, image: &image, scratch };
-            let before = CpuSample::now();
-            let measured = runner.run(&job);
-            match measured.and_then(|measured| Row::new(tool, threads, plan, measured, &image)) {
-                Ok(row) => {
-                    let others = before.and_then(CpuSample::others_since);
-                    if let Some(others) = others.filter(|&others| others > BUSY) {
-                        eprintln!("warning: other processes used {others:.2} cores during this run");
-                    }
-                    results.push(Row { other_cpu: others, ..row });
+            for (tool, runner) in &runners {
+                let tool = *tool;
+                if skipped.iter().any(|s| s.tool == tool && s.threads == threads) {
+                    continue;
                 }
-                Err(e) if tool == Tool::Imgpipe => return Err(e.context(format!("imgpipe failed ({threads} threads)"))),
-                Err(e) => {
-                    eprintln!("{tool}, {threads} thread(s): failed: {e:#}");
-                    skipped.push(Skipped { tool, threads, reason: format!("{e:#}") });
+                eprintln!(
+                    "{tool}, {threads} thread(s), pass {pass} of {passes}: {} warm-up + {} × {} images",
+                    plan.warmup, plan.rounds, plan.per_round
+                );
+                let image = out_dir.join(format!("{tool}.jpg"));
+                let job = Job { input, threads, plan, image: &image, scratch };
+                let before = CpuSample::now();
+                let measured = runner.run(&job);
+                match measured.and_then(|measured| Row::new(tool, threads, plan, measured, &image)) {
+                    Ok(row) => {
+                        let others = before.and_then(CpuSample::others_since);
+                        if let Some(others) = others.filter(|&others| others > BUSY) {
+                            eprintln!("warning: other processes used {others:.2} cores during this run");
+                        }
+                        let row = Row { other_cpu: others, ..row };
+                        match results.iter_mut().find(|r| r.tool == tool && r.threads == threads) {
+                            Some(earlier) => earlier.merge(row),
+                            None => results.push(row),
+                        }
+                    }
+                    Err(e) if tool == Tool::Imgpipe => {
+                        return Err(e.context(format!("imgpipe failed ({threads} threads)")));
+                    }
+                    Err(e) => {
+                        eprintln!("{tool}, {threads} thread(s): failed: {e:#}");
+                        results.retain(|r| !(r.tool == tool && r.threads == threads));
+                        skipped.push(Skipped { tool, threads, reason: format!("{e:#}") });
+                    }
                 }
             }
         }
