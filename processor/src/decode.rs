@@ -66,23 +66,28 @@ fn decode_turbo(
         height: height as usize,
         format: turbojpeg::PixelFormat::RGB,
     };
-    match decompressor.decompress(bytes, output) {
-        Ok(()) => {}
+    checked(decompressor.decompress(bytes, output), limits)?;
+    let image = image::RgbImage::from_raw(width, height, pixels).ok_or_else(|| internal("JPEG buffer size"))?;
+    Ok(DynamicImage::ImageRgb8(image))
+}
+
+/// What libjpeg-turbo's answer means for the image.
+pub(crate) fn checked(result: turbojpeg::Result<()>, limits: &Limits) -> Result<(), ImageError> {
+    match result {
+        Ok(()) => Ok(()),
         // libjpeg-turbo reports warnings as failures after writing every pixel. Stray bytes
         // between markers are common in camera files and harmless; anything else (above all
         // "Premature end of JPEG file") means missing or damaged pixels.
-        Err(turbojpeg::Error::TurboJpegError(msg)) if msg.contains("extraneous bytes before marker") => {}
+        Err(turbojpeg::Error::TurboJpegError(msg)) if msg.contains("extraneous bytes before marker") => Ok(()),
         Err(turbojpeg::Error::TurboJpegError(msg)) if msg.contains("has more than") && msg.contains("scans") => {
-            return Err(ImageError::limits(format!(
+            Err(ImageError::limits(format!(
                 "the progressive JPEG has more than {} scans (each one is another pass over the image)",
                 limits.max_scans
-            )));
+            )))
         }
-        Err(turbojpeg::Error::TurboJpegError(msg)) => return Err(ImageError::corrupt(jpeg_message(&msg))),
-        Err(other) => return Err(internal(other)),
+        Err(turbojpeg::Error::TurboJpegError(msg)) => Err(ImageError::corrupt(jpeg_message(&msg))),
+        Err(other) => Err(internal(other)),
     }
-    let image = image::RgbImage::from_raw(width, height, pixels).ok_or_else(|| internal("JPEG buffer size"))?;
-    Ok(DynamicImage::ImageRgb8(image))
 }
 
 fn jpeg_message(msg: &str) -> String {
@@ -146,7 +151,7 @@ fn classify(error: image::ImageError) -> ImageError {
     }
 }
 
-fn internal(error: impl std::fmt::Display) -> ImageError {
+pub(crate) fn internal(error: impl std::fmt::Display) -> ImageError {
     ImageError::internal(format!("decoder failure: {error}"))
 }
 

@@ -23,14 +23,7 @@ pub fn encode(image: &DynamicImage, format: OutputFormat, quality: u8) -> Result
     };
     let pixels = image.as_bytes();
     match format {
-        OutputFormat::Jpeg if channels == 3 => COMPRESSOR.with_borrow_mut(|slot| {
-            let compressor = match slot {
-                Some(c) => c,
-                None => slot.insert(turbojpeg::Compressor::new().map_err(failed)?),
-            };
-            compressor.set_quality(i32::from(quality)).map_err(failed)?;
-            compressor.set_subsamp(turbojpeg::Subsamp::Sub2x2).map_err(failed)?;
-            compressor.set_optimize(true).map_err(failed)?;
+        OutputFormat::Jpeg if channels == 3 => with_compressor(quality, |compressor| {
             let image = turbojpeg::Image {
                 pixels,
                 width: width as usize,
@@ -38,7 +31,7 @@ pub fn encode(image: &DynamicImage, format: OutputFormat, quality: u8) -> Result
                 height: height as usize,
                 format: turbojpeg::PixelFormat::RGB,
             };
-            compressor.compress_to_vec(image).map_err(failed)
+            compressor.compress_to_vec(image)
         }),
         OutputFormat::Jpeg => Err(ImageError::internal("JPEG needs opaque RGB: flatten alpha first")),
         OutputFormat::Webp => {
@@ -60,6 +53,39 @@ pub fn encode(image: &DynamicImage, format: OutputFormat, quality: u8) -> Result
             Ok(out)
         }
     }
+}
+
+/// Encodes 4:2:0 YCbCr planes (Y `width`×`height`, Cb and Cr each half that, rounded up, one
+/// after the other in `planes`) as a JPEG, as [`encode`] encodes RGB.
+pub fn encode_yuv420(planes: &[u8], width: u32, height: u32, quality: u8) -> Result<Vec<u8>, ImageError> {
+    with_compressor(quality, |compressor| {
+        let image = turbojpeg::YuvImage {
+            pixels: planes,
+            width: width as usize,
+            align: 1,
+            height: height as usize,
+            subsamp: turbojpeg::Subsamp::Sub2x2,
+        };
+        compressor.compress_yuv_to_vec(image)
+    })
+}
+
+/// Runs `compress` on this thread's compressor, set to `quality`, 4:2:0 and optimised Huffman
+/// tables.
+fn with_compressor(
+    quality: u8,
+    compress: impl FnOnce(&mut turbojpeg::Compressor) -> turbojpeg::Result<Vec<u8>>,
+) -> Result<Vec<u8>, ImageError> {
+    COMPRESSOR.with_borrow_mut(|slot| {
+        let compressor = match slot {
+            Some(c) => c,
+            None => slot.insert(turbojpeg::Compressor::new().map_err(failed)?),
+        };
+        compressor.set_quality(i32::from(quality)).map_err(failed)?;
+        compressor.set_subsamp(turbojpeg::Subsamp::Sub2x2).map_err(failed)?;
+        compressor.set_optimize(true).map_err(failed)?;
+        compress(compressor).map_err(failed)
+    })
 }
 
 fn failed(error: impl std::fmt::Display) -> ImageError {

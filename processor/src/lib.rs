@@ -31,6 +31,7 @@ pub mod geometry;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 mod plan;
+mod planar;
 pub mod probe;
 mod recipe;
 pub mod resize;
@@ -110,6 +111,11 @@ fn run(bytes: &[u8], recipe: &Recipe, limits: &Limits) -> Result<Output, ImageEr
     let started = Instant::now();
     let renditions = &recipe.preset().renditions;
     let header = probe::probe(bytes, limits)?;
+    if planar::applies(&header, recipe)
+        && let Some(output) = planar::process(bytes, &header, recipe, limits)?
+    {
+        return Ok(output);
+    }
     // Only JPEG shrinks on load, and a JPEG's headers give its size and orientation: that is
     // the one image whose plan is known before decoding. The rest are planned after.
     let need =

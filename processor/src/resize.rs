@@ -43,6 +43,30 @@ pub fn resize(src: &DynamicImage, size: Size, crop: bool) -> Result<DynamicImage
     Ok(dst)
 }
 
+/// Resizes one 8-bit plane of `src_size` to `size`, reading the window `crop` (left, top,
+/// width, height, in source pixels) of it, on this thread's `Resizer`.
+pub fn resize_plane(src: &[u8], src_size: Size, size: Size, crop: [f64; 4]) -> Result<Vec<u8>, ImageError> {
+    use fast_image_resize::PixelType;
+    use fast_image_resize::images::{Image, ImageRef};
+    let failed =
+        |e: &dyn std::fmt::Display| ImageError::internal(format!("plane resize to {}×{} failed: {e}", size.0, size.1));
+    let src = ImageRef::new(src_size.0, src_size.1, src, PixelType::U8).map_err(|e| failed(&e))?;
+    let mut dst = Image::new(size.0, size.1, PixelType::U8);
+    let [left, top, width, height] = crop;
+    let options =
+        ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3)).crop(left, top, width, height);
+    RESIZER
+        .with_borrow_mut(|resizer| {
+            let resized = resizer.resize(&src, &mut dst, &options);
+            if resizer.size_of_internal_buffers() > MAX_KEPT_SCRATCH {
+                resizer.reset_internal_buffers();
+            }
+            resized
+        })
+        .map_err(|e| failed(&e))?;
+    Ok(dst.into_vec())
+}
+
 /// A rendition resized, kept until every smaller one is made in case it feeds them.
 struct Made {
     /// The rendition's index in its preset.
