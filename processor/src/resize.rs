@@ -31,16 +31,20 @@ pub fn resize(src: &DynamicImage, size: Size, crop: bool) -> Result<DynamicImage
     if crop {
         options = options.fit_into_destination(None);
     }
-    RESIZER
-        .with_borrow_mut(|resizer| {
-            let resized = resizer.resize(src, &mut dst, &options);
-            if resizer.size_of_internal_buffers() > MAX_KEPT_SCRATCH {
-                resizer.reset_internal_buffers();
-            }
-            resized
-        })
+    with_resizer(|resizer| resizer.resize(src, &mut dst, &options))
         .map_err(|e| ImageError::internal(format!("resize to {}×{} failed: {e}", size.0, size.1)))?;
     Ok(dst)
+}
+
+/// Runs `resize` on this thread's `Resizer`, then drops its scratch if an image left too much.
+fn with_resizer<T>(resize: impl FnOnce(&mut Resizer) -> T) -> T {
+    RESIZER.with_borrow_mut(|resizer| {
+        let resized = resize(resizer);
+        if resizer.size_of_internal_buffers() > MAX_KEPT_SCRATCH {
+            resizer.reset_internal_buffers();
+        }
+        resized
+    })
 }
 
 /// Resizes one 8-bit plane of `src_size` to `size`, reading the window `crop` (left, top,
@@ -55,15 +59,7 @@ pub fn resize_plane(src: &[u8], src_size: Size, size: Size, crop: [f64; 4]) -> R
     let [left, top, width, height] = crop;
     let options =
         ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3)).crop(left, top, width, height);
-    RESIZER
-        .with_borrow_mut(|resizer| {
-            let resized = resizer.resize(&src, &mut dst, &options);
-            if resizer.size_of_internal_buffers() > MAX_KEPT_SCRATCH {
-                resizer.reset_internal_buffers();
-            }
-            resized
-        })
-        .map_err(|e| failed(&e))?;
+    with_resizer(|resizer| resizer.resize(&src, &mut dst, &options)).map_err(|e| failed(&e))?;
     Ok(dst.into_vec())
 }
 
