@@ -60,3 +60,36 @@ pub fn default_workload_inputs(dir: &Path) -> anyhow::Result<Vec<(&'static str, 
     photo.save(&png).with_context(|| format!("writing {}", png.display()))?;
     Ok(vec![("baseline JPEG", baseline), ("progressive JPEG", progressive), ("PNG", png)])
 }
+
+/// Reading what Linux's `/proc` says about processes, and the median the reports give.
+pub mod procfs {
+    /// Clock ticks per second in `/proc/*/stat` (`USER_HZ`: 100 on every Linux architecture).
+    pub const USER_HZ: f64 = 100.0;
+
+    /// utime, stime, cutime and cstime (clock ticks) from the text of a `/proc/PID/stat`.
+    pub fn cpu_ticks(stat: &str) -> Option<[u64; 4]> {
+        // After the parenthesised name (which may hold spaces): state is field 3, the four
+        // times are fields 14 to 17.
+        let (_, fields) = stat.rsplit_once(')')?;
+        let mut times = fields.split_whitespace().skip(11).map(|ticks| ticks.parse::<u64>().ok());
+        Some([times.next()??, times.next()??, times.next()??, times.next()??])
+    }
+
+    /// A field of a `/proc/PID/status` text in KiB (`VmRSS`, `VmHWM`).
+    pub fn status_kib(status: &str, field: &str) -> Option<u64> {
+        status.lines().find_map(|line| {
+            line.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok()
+        })
+    }
+
+    /// The median of `values` (the mean of the middle two for an even count; NaN for none).
+    pub fn median(mut values: Vec<f64>) -> f64 {
+        values.sort_by(f64::total_cmp);
+        let mid = values.len() / 2;
+        match values.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => values[mid],
+            _ => (values[mid - 1] + values[mid]) / 2.0,
+        }
+    }
+}

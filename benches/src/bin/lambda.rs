@@ -32,6 +32,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use benches::procfs::{self, USER_HZ, median};
 use benches::{SHARP_BENCH_IMAGE, read_fixture};
 use bytes::Bytes;
 use clap::Parser;
@@ -45,9 +46,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, mpsc, oneshot};
-
-/// Clock ticks per second in `/proc/PID/stat`: USER_HZ, 100 on every Linux architecture Lambda runs.
-const USER_HZ: f64 = 100.0;
 
 /// Lambda's CPU allocation: one vCPU's worth of time per this many MB of memory.
 const MB_PER_VCPU: f64 = 1769.0;
@@ -227,26 +225,20 @@ impl Stack {
 fn cpu_time(pid: u32) -> Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat.rsplit_once(')').context("/proc/PID/stat")?.1.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    Ok(Duration::from_secs_f64(ticks as f64 / USER_HZ))
+    let [user, system, ..] = procfs::cpu_ticks(&stat).context("reading /proc/PID/stat")?;
+    Ok(Duration::from_secs_f64((user + system) as f64 / USER_HZ))
 }
 
 /// The peak resident set of `pid` in MiB (`VmHWM`).
 fn peak_rss_mib(pid: u32) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        .context("no VmHWM in /proc/PID/status")?;
-    Ok(kib / 1024.0)
+    let kib = procfs::status_kib(&status, "VmHWM").context("no VmHWM in /proc/PID/status")?;
+    Ok(kib as f64 / 1024.0)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 }
+/// The memory size at which Lambda shows `threads` vCPUs.
+fn memory_mb(threads: usize) -> u32 {
+    (threads as f64 * MB_PER_VCPU).ceil() as u32
 }
 
 /// Kills the child when dropped.
@@ -262,7 +254,7 @@ impl Drop for Running {
 /// Starts the bootstrap pinned to `threads` cores, against the Runtime API at `api`.
 fn start(program: &Path, threads: usize, api: &str, stack: &Stack, moto: &str) -> Result<Running> {
     let cores = format!("0-{}", threads - 1);
-    let memory = (threads as f64 * MB_PER_VCPU).ceil() as u32;
+    let memory = memory_mb(threads);
     let child = Command::new("taskset")
         .args(["-c", &cores])
         .arg(program)
@@ -344,7 +336,7 @@ async fn run(args: &Args, program: &Path, threads: usize, stack: &Stack, photo: 
     server.abort();
 
     let images = f64::from(args.chunk);
-    let memory_mb = (threads as f64 * MB_PER_VCPU).ceil() as u32;
+    let memory_mb = memory_mb(threads);
     let gb = f64::from(memory_mb) / 1024.0;
     let warm_wall = walls[1..].to_vec();
     let warm_cpu = cpus[1..].to_vec();

@@ -8,6 +8,7 @@
 //! part the kernel added over what the process held before, and the time. Linux only.
 
 use anyhow::{Context, Result, bail, ensure};
+use benches::procfs;
 use clap::Parser;
 use imgpipe_core::{Limits, PresetCatalog};
 use processor::{Recipe, process};
@@ -143,13 +144,7 @@ fn run_child(path: &Path, threads: usize) -> Result<Measured> {
 /// A field of `/proc/self/status` in KiB (`VmRSS`, `VmHWM`).
 fn status_kib(field: &str) -> Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status (Linux only)")?;
-    parse_status_kib(&status, field).with_context(|| format!("no {field} in /proc/self/status"))
-}
-
-fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok())
+    procfs::status_kib(&status, field).with_context(|| format!("no {field} in /proc/self/status"))
 }
 
 fn mib(kib: u64) -> f64 {
@@ -179,9 +174,9 @@ mod tests {
     #[test]
     fn reads_sizes_from_proc_status() {
         let status = "Name:\tx\nVmHWM:\t  123456 kB\nVmRSS:\t    2048 kB\n";
-        assert_eq!(parse_status_kib(status, "VmHWM"), Some(123_456));
-        assert_eq!(parse_status_kib(status, "VmRSS"), Some(2048));
-        assert_eq!(parse_status_kib(status, "VmSwap"), None);
+        assert_eq!(procfs::status_kib(status, "VmHWM"), Some(123_456));
+        assert_eq!(procfs::status_kib(status, "VmRSS"), Some(2048));
+        assert_eq!(procfs::status_kib(status, "VmSwap"), None);
     }
 
     #[test]

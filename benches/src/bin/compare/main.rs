@@ -22,7 +22,7 @@
 //! - `imgpipe`: the kernel in process, and the whole pipeline (`imgpipe process`);
 //! - `peers`: sharp and Pillow through their scripts, `vipsthumbnail`, and their installs;
 //! - `command`: running external programs;
-//! - `sample`: CPU used by other processes during a run, and the median;
+//! - `sample`: CPU used by other processes during a run;
 //! - `report`: the table on stdout and `compare.json`.
 
 mod command;

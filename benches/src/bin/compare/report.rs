@@ -2,8 +2,9 @@
 //! `compare.json`.
 
 use crate::job::{Measurement, Plan, Tool, Workload};
-use crate::sample::{BUSY, median};
+use crate::sample::BUSY;
 use anyhow::{Context, Result, ensure};
+use benches::procfs::median;
 use serde::Serialize;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -50,7 +51,7 @@ impl Row {
             plan.rounds
         );
         let images_per_round = measured.per_round.unwrap_or(plan.per_round);
-        let ms_per_image = median(measured.rounds_ms.iter().map(|ms| ms / images_per_round as f64).collect());
+        let ms_per_image = ms_per_image(&measured.rounds_ms, images_per_round);
         ensure!(ms_per_image.is_finite() && ms_per_image > 0.0, "{tool} reported a time of {ms_per_image} ms");
         let bytes = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
         let (out_width, out_height) =
@@ -76,8 +77,7 @@ impl Row {
     /// over all of them, and the busiest pass's `other_cpu` is kept.
     pub fn merge(&mut self, later: Row) {
         self.rounds_ms.extend(later.rounds_ms);
-        let per_round = self.images_per_round as f64;
-        self.ms_per_image = median(self.rounds_ms.iter().map(|ms| ms / per_round).collect());
+        self.ms_per_image = ms_per_image(&self.rounds_ms, self.images_per_round);
         self.images_per_s = 1e3 / self.ms_per_image;
         self.other_cpu = match (self.other_cpu, later.other_cpu) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -85,6 +85,11 @@ impl Row {
         };
         self.version = later.version;
     }
+}
+
+/// The median over rounds of (round wall time / images in round).
+fn ms_per_image(rounds_ms: &[f64], images_per_round: usize) -> f64 {
+    median(rounds_ms.iter().map(|ms| ms / images_per_round as f64).collect())
 }
 
 /// A (tool, threads) that could not run.
