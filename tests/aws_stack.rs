@@ -359,10 +359,14 @@ async fn uploads_flow_through_queue_state_machine_and_processor_exactly_once() {
     assert!(process_all(&service, &outputs).await >= 1);
 
     let mut renditions = BTreeMap::new();
+    let default = processor::Recipe::text_only(PresetCatalog::builtin().get("default").unwrap().clone()).unwrap();
+    let kernel = processor::process(&photo, &default, &Limits::default()).unwrap();
     for &id in &good {
         let record = stack.metadata.get(id).await.unwrap().expect("one record per image");
         assert_eq!(record.status, Status::Done, "{record:?}");
         assert_eq!(record.renditions.len(), 3);
+        // The placeholder round-trips through DynamoDB as the kernel made it.
+        assert_eq!(record.placeholder, Some(kernel.facts.placeholder.clone()), "{id}");
         for rendition in &record.renditions {
             let (bytes, info) = stack.processed.get(&rendition.key).await.unwrap();
             let decoded = image::load_from_memory(&bytes).unwrap();

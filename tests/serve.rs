@@ -138,6 +138,8 @@ async fn assert_consistent(data: &Path, accepted: &BTreeSet<String>) {
         assert!(record.status.is_final(), "{id} is {:?}", record.status);
         if record.status == Status::Done {
             assert_eq!(record.renditions.len(), 3, "{id}");
+            let placeholder = record.placeholder.as_ref().expect("a DONE record has a placeholder");
+            assert!(placeholder.dominant_color.starts_with('#') && !placeholder.thumbhash.is_empty(), "{id}");
             for rendition in &record.renditions {
                 backend.objects.head(&rendition.key).await.unwrap();
             }

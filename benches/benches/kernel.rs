@@ -9,7 +9,7 @@ use image::DynamicImage;
 use imgpipe_core::preset::{Anchor, Mark, Rgb, Watermark};
 use imgpipe_core::{Limits, OutputFormat, PresetCatalog};
 use processor::watermark::Stamp;
-use processor::{Recipe, decode, encode, probe, process, resize};
+use processor::{Recipe, decode, encode, gravity, placeholder, probe, process, resize};
 use rayon::prelude::*;
 use std::hint::black_box;
 use std::time::Duration;
@@ -112,6 +112,25 @@ fn bench_resize(c: &mut Criterion, inputs: &Inputs) {
     group.finish();
 }
 
+/// What a DONE record's extras cost: the placeholder from the 1024-wide rendition the default
+/// preset makes it from, and a smart crop's window on the 314×256 image its thumb is cut from.
+fn bench_extras(c: &mut Criterion, inputs: &Inputs) {
+    use image::metadata::Orientation;
+    use imgpipe_core::preset::Gravity;
+    let mut group = c.benchmark_group("extras");
+    let medium = resize::resize(&decode_at(&inputs.jpeg, (1024, 836)), (1024, 836), false).unwrap();
+    group.bench_function("placeholder from 1024x836", |b| {
+        b.iter(|| placeholder::of_image(black_box(&medium), Orientation::NoTransforms))
+    });
+    let full = resize::resize(&medium, (314, 256), false).unwrap();
+    for gravity in [Gravity::Entropy, Gravity::Attention] {
+        group.bench_function(format!("{} window 314x256 -> 256x256", gravity.as_str()), |b| {
+            b.iter(|| gravity::window(black_box(&full), (256, 256), gravity))
+        });
+    }
+    group.finish();
+}
+
 fn bench_watermark(c: &mut Criterion, inputs: &Inputs) {
     let mut group = c.benchmark_group("watermark");
     let medium = resize::resize(&decode_at(&inputs.jpeg, (1024, 836)), (1024, 836), false).unwrap();
@@ -187,6 +206,7 @@ fn kernel(c: &mut Criterion) {
     bench_decode(c, &inputs);
     bench_decoder_handle(c, &inputs);
     bench_resize(c, &inputs);
+    bench_extras(c, &inputs);
     bench_watermark(c, &inputs);
     bench_encode(c, &inputs);
     bench_whole(c, &inputs);

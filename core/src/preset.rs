@@ -107,12 +107,14 @@ pub enum Fit {
         /// Whether smaller images are enlarged to the box.
         upscale: bool,
     },
-    /// Fill the box exactly, then crop the overflow around the centre.
+    /// Fill the box exactly, then crop the overflow, keeping the part `gravity` picks.
     Cover {
         /// Output width.
         width: u32,
         /// Output height.
         height: u32,
+        /// Which part of the overflowing image the crop keeps.
+        gravity: Gravity,
     },
     /// Stretch to exactly the box, ignoring the aspect ratio.
     Exact {
@@ -121,6 +123,30 @@ pub enum Fit {
         /// Output height.
         height: u32,
     },
+}
+
+/// Which part of an image a `cover` crop keeps (libvips's meanings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Gravity {
+    /// The middle.
+    #[default]
+    Center,
+    /// The part with the most detail: slices with the least entropy are cut from the edges.
+    Entropy,
+    /// The part most likely to draw the eye: edges, skin tones and saturated colour.
+    Attention,
+}
+
+impl Gravity {
+    /// The lowercase name used in presets.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gravity::Center => "center",
+            Gravity::Entropy => "entropy",
+            Gravity::Attention => "attention",
+        }
+    }
 }
 
 /// A watermark: what is drawn, where, and how strongly.
@@ -278,6 +304,7 @@ struct RawRendition {
     watermark: bool,
     #[serde(default)]
     upscale: bool,
+    gravity: Option<Gravity>,
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -396,11 +423,16 @@ impl RawRendition {
             (FitMode::Cover | FitMode::Exact, _, None) => {
                 return Err("height: `cover` and `exact` need a height".into());
             }
-            (FitMode::Cover, Some(width), Some(height)) => Fit::Cover { width, height },
+            (FitMode::Cover, Some(width), Some(height)) => {
+                Fit::Cover { width, height, gravity: self.gravity.unwrap_or_default() }
+            }
             (FitMode::Exact, Some(width), Some(height)) => Fit::Exact { width, height },
         };
         if self.upscale && !matches!(fit, Fit::Inside { .. }) {
             return Err("upscale: only applies to `inside` (cover and exact always fill the box)".into());
+        }
+        if self.gravity.is_some() && !matches!(fit, Fit::Cover { .. }) {
+            return Err("gravity: only applies to `cover` (the other fits crop nothing)".into());
         }
         let default_quality = if self.format == OutputFormat::Webp { 80 } else { 82 };
         Ok(Rendition {
@@ -458,7 +490,7 @@ mod tests {
         assert_eq!(
             summary,
             [
-                ("thumb", Fit::Cover { width: 256, height: 256 }, OutputFormat::Webp, false),
+                ("thumb", Fit::Cover { width: 256, height: 256, gravity: Gravity::Center }, OutputFormat::Webp, false),
                 ("medium", Fit::Inside { width: Some(1024), height: None, upscale: false }, OutputFormat::Jpeg, true),
                 ("large", Fit::Inside { width: Some(2048), height: None, upscale: false }, OutputFormat::Jpeg, true),
             ]
@@ -514,6 +546,8 @@ mod tests {
             ("{ name = \"x\", width = 5, format = \"png\", watermark = true }", "renditions[0].watermark"),
             ("{ name = \"x\", width = 5, format = \"gif\" }", "format"),
             ("{ name = \"x\", width = 5, height = 5, fit = \"exact\", format = \"png\", upscale = true }", "upscale"),
+            ("{ name = \"x\", width = 5, format = \"png\", gravity = \"entropy\" }", "gravity"),
+            ("{ name = \"x\", width = 5, height = 5, fit = \"cover\", format = \"png\", gravity = \"face\" }", "face"),
         ];
         for (rendition, field) in cases {
             let err = error_of(&format!("[presets.p]\nrenditions = [{rendition}]\n"));
@@ -539,6 +573,16 @@ mod tests {
             "[presets.p]\nwatermark = { text = \"a\", position = \"middle\" }\nrenditions = [{ name = \"a\", width = 5, format = \"png\" }]",
         );
         assert!(bad_anchor.contains("middle") && bad_anchor.contains("line 2"), "{bad_anchor}");
+    }
+
+    #[test]
+    fn cover_takes_a_gravity() {
+        let catalog = PresetCatalog::from_toml(
+            "[presets.p]\nrenditions = [{ name = \"a\", width = 5, height = 5, fit = \"cover\", format = \"png\", gravity = \"attention\" }]",
+        )
+        .unwrap();
+        let fit = catalog.get("p").unwrap().renditions[0].fit;
+        assert_eq!(fit, Fit::Cover { width: 5, height: 5, gravity: Gravity::Attention });
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub struct MetadataRecord {
     /// What the original turned out to be, once decoded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original: Option<Original>,
+    /// A placeholder to show while the renditions load (DONE only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<Placeholder>,
     /// The stored renditions (DONE only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub renditions: Vec<RenditionRecord>,
@@ -115,6 +118,19 @@ pub struct Original {
     pub orientation: u8,
 }
 
+/// What a front end can show before any rendition has loaded, computed from pixels the kernel
+/// already holds.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placeholder {
+    /// The image's [ThumbHash](https://evanw.github.io/thumbhash/), base64 (about 25 to 35
+    /// characters): a blurred preview with the image's aspect ratio and alpha.
+    pub thumbhash: String,
+    /// The most common colour, `#rrggbb` (the fullest bin of a 16×16×16 RGB histogram, as sharp's
+    /// `dominant`), for a plain background behind the image.
+    pub dominant_color: String,
+}
+
 /// One stored rendition.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +183,7 @@ impl MetadataRecord {
             preset,
             filename: None,
             original: None,
+            placeholder: None,
             renditions: Vec::new(),
             error: None,
             attempts: 0,

@@ -259,6 +259,7 @@ impl ChunkService {
         ] {
             metrics::stage(stage, time.as_secs_f64());
         }
+        record.placeholder = Some(facts.placeholder.clone());
         record.original = Some(Original {
             format: facts.format,
             width: facts.width,

@@ -1,7 +1,7 @@
 //! Pure size arithmetic: what each rendition's output measures, and how much of the image it needs.
 
 use image::metadata::Orientation;
-use imgpipe_core::preset::Fit;
+use imgpipe_core::preset::{Fit, Gravity};
 
 /// A width and a height in pixels.
 pub type Size = (u32, u32);
@@ -13,8 +13,8 @@ pub struct Target {
     pub out: Size,
     /// The size the whole image is scaled to before any crop (≥ `out` on both axes for `cover`).
     pub full: Size,
-    /// Whether the scaled image is centre-cropped to `out` (`cover`).
-    pub crop: bool,
+    /// For `cover`: the scaled image is cropped to `out`, keeping the part this gravity picks.
+    pub crop: Option<Gravity>,
 }
 
 impl Target {
@@ -37,13 +37,13 @@ impl Target {
                 } else if s == sy {
                     out.1 = bh.unwrap_or(out.1);
                 }
-                Target { out, full: out, crop: false }
+                Target { out, full: out, crop: None }
             }
-            Fit::Cover { width: bw, height: bh } => {
+            Fit::Cover { width: bw, height: bh, gravity } => {
                 let (fw, fh) = scaled((f64::from(bw) / w).max(f64::from(bh) / h));
-                Target { out: (bw, bh), full: (fw.max(bw), fh.max(bh)), crop: true }
+                Target { out: (bw, bh), full: (fw.max(bw), fh.max(bh)), crop: Some(gravity) }
             }
-            Fit::Exact { width: bw, height: bh } => Target { out: (bw, bh), full: (bw, bh), crop: false },
+            Fit::Exact { width: bw, height: bh } => Target { out: (bw, bh), full: (bw, bh), crop: None },
         }
     }
 
@@ -101,9 +101,10 @@ mod tests {
 
     #[test]
     fn cover_fills_the_box_and_crops_the_rest() {
-        let t = Target::new(Fit::Cover { width: 256, height: 256 }, 2725, 2225);
-        assert_eq!(t, Target { out: (256, 256), full: (314, 256), crop: true });
-        let small = Target::new(Fit::Cover { width: 256, height: 256 }, 32, 16);
+        let cover = Fit::Cover { width: 256, height: 256, gravity: Gravity::Entropy };
+        let t = Target::new(cover, 2725, 2225);
+        assert_eq!(t, Target { out: (256, 256), full: (314, 256), crop: Some(Gravity::Entropy) });
+        let small = Target::new(cover, 32, 16);
         assert_eq!(small.out, (256, 256));
         assert_eq!(small.full, (512, 256));
     }
@@ -111,7 +112,7 @@ mod tests {
     #[test]
     fn exact_is_exact() {
         let t = Target::new(Fit::Exact { width: 300, height: 10 }, 50, 5000);
-        assert_eq!((t.out, t.full, t.crop), ((300, 10), (300, 10), false));
+        assert_eq!((t.out, t.full, t.crop), ((300, 10), (300, 10), None));
     }
 
     #[test]

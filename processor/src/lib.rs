@@ -4,7 +4,8 @@
 //!   a pixel is allocated.
 //! - [`decode`]: libjpeg-turbo with DCT shrink-on-load for JPEG, the `image` crate for the rest.
 //! - [`geometry`]: output sizes per fit mode, shrink factors, which intermediate feeds which output.
-//! - [`resize`]: SIMD Lanczos3 with one reusable `Resizer` per thread.
+//! - [`resize`]: SIMD Lanczos3 with one reusable `Resizer` per thread; [`gravity`]: where a
+//!   `cover` crop sits (centre, entropy, attention); [`placeholder`]: ThumbHash and dominant colour.
 //! - [`watermark`]: cached text or logo overlays, blended over the covered pixels only.
 //! - [`encode`]: JPEG (libjpeg-turbo), WebP (libwebp), PNG; no metadata is written.
 //!
@@ -28,8 +29,10 @@ pub mod decode;
 pub mod encode;
 mod finish;
 pub mod geometry;
+pub mod gravity;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod placeholder;
 mod plan;
 mod planar;
 pub mod probe;
@@ -42,6 +45,7 @@ pub use recipe::{Recipe, RecipeError};
 
 use geometry::swaps_axes;
 use image::metadata::Orientation;
+use imgpipe_core::record::Placeholder;
 use imgpipe_core::{ImageError, InputFormat, Limits, OutputFormat};
 use plan::Plan;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -67,6 +71,8 @@ pub struct Facts {
     pub height: u32,
     /// EXIF orientation, 1..=8 (1 when absent).
     pub orientation: u8,
+    /// A ThumbHash and the dominant colour.
+    pub placeholder: Placeholder,
     /// How long each stage took.
     pub timings: Timings,
 }
@@ -130,7 +136,7 @@ fn run(bytes: &[u8], recipe: &Recipe, limits: &Limits) -> Result<Output, ImageEr
     // The original's size drives the targets; the decoded (maybe shrunk) image only feeds them.
     let (size, orientation) = (decoded.size, decoded.orientation);
     let plan = Plan::new(renditions, size, orientation);
-    let upright = resize::resize_all(decoded, &plan)?;
+    let (upright, placeholder) = resize::resize_all(decoded, &plan)?;
     let resize_time = started.elapsed();
 
     let finished = finish::finish_all(upright, recipe)?;
@@ -141,6 +147,7 @@ fn run(bytes: &[u8], recipe: &Recipe, limits: &Limits) -> Result<Output, ImageEr
             width,
             height,
             orientation: orientation.to_exif(),
+            placeholder,
             timings: Timings {
                 decode: decode_time,
                 resize: resize_time,

@@ -65,6 +65,7 @@ fn area((width, height): Size) -> u64 {
 mod tests {
     use super::*;
     use imgpipe_core::OutputFormat;
+    use imgpipe_core::preset::Gravity;
 
     fn rendition(name: &str, fit: Fit) -> Rendition {
         Rendition { name: name.into(), fit, format: OutputFormat::Jpeg, quality: 80, watermark: false }
@@ -72,7 +73,7 @@ mod tests {
 
     fn default_like() -> Vec<Rendition> {
         vec![
-            rendition("thumb", Fit::Cover { width: 256, height: 256 }),
+            rendition("thumb", Fit::Cover { width: 256, height: 256, gravity: Gravity::Center }),
             rendition("medium", Fit::Inside { width: Some(1024), height: None, upscale: false }),
             rendition("large", Fit::Inside { width: Some(2048), height: None, upscale: false }),
         ]

@@ -14,24 +14,26 @@ use crate::decode::{checked, internal};
 use crate::geometry::{Size, Target, jpeg_shrink};
 use crate::plan::Plan;
 use crate::probe::Header;
-use crate::{Encoded, Facts, Output, Recipe, Timings, encode, resize};
+use crate::{Encoded, Facts, Output, Recipe, Timings, encode, placeholder, resize};
 use image::metadata::Orientation;
+use imgpipe_core::preset::{Fit, Gravity};
+use imgpipe_core::record::Placeholder;
 use imgpipe_core::{ImageError, InputFormat, Limits, OutputFormat};
 use rayon::prelude::*;
 use std::time::{Duration, Instant};
 
 /// Whether the headers and the recipe allow the YCbCr path: a 3-component JPEG stored upright,
-/// every rendition a JPEG without a watermark. The subsampling is checked when decoding.
+/// every rendition a JPEG without a watermark, every crop centred. The subsampling is checked
+/// when decoding.
 pub(crate) fn applies(header: &Header, recipe: &Recipe) -> bool {
     let upright = |jpeg: &crate::probe::JpegInfo| {
         matches!(jpeg.orientation, None | Some(Orientation::NoTransforms)) && jpeg.components == 3
     };
     header.jpeg.as_ref().is_some_and(upright)
-        && recipe
-            .preset()
-            .renditions
-            .iter()
-            .all(|r| r.format == OutputFormat::Jpeg && !(r.watermark && recipe.stamp().is_some()))
+        && recipe.preset().renditions.iter().all(|r| {
+            let centred = !matches!(r.fit, Fit::Cover { gravity, .. } if gravity != Gravity::Center);
+            r.format == OutputFormat::Jpeg && !(r.watermark && recipe.stamp().is_some()) && centred
+        })
 }
 
 /// Makes every rendition of `recipe` from a JPEG that [`applies`] allows; `None` when the JPEG
@@ -90,12 +92,13 @@ pub(crate) fn process(
             Ok((step.index, encoded, resize, started.elapsed() - resize))
         })
         .collect::<Result<Vec<_>, ImageError>>()?;
+    let placeholder = placeholder_of(&planes, decoded)?;
     let sum = |pick: fn(&(usize, Encoded, Duration, Duration)) -> Duration| made.iter().map(pick).sum();
     let timings = Timings { decode, resize: sum(|m| m.2), watermark: Duration::ZERO, encode: sum(|m| m.3) };
     let mut made: Vec<_> = made.into_iter().map(|(index, encoded, ..)| (index, encoded)).collect();
     made.sort_unstable_by_key(|(index, _)| *index);
     Ok(Some(Output {
-        facts: Facts { format: InputFormat::Jpeg, width: size.0, height: size.1, orientation: 1, timings },
+        facts: Facts { format: InputFormat::Jpeg, width: size.0, height: size.1, orientation: 1, placeholder, timings },
         renditions: made.into_iter().map(|(_, encoded)| encoded).collect(),
     }))
 }
@@ -122,7 +125,7 @@ fn chroma_size(size: Size) -> Size {
 fn resize_planes(planes: &[u8], src: Size, target: &Target) -> Result<Vec<u8>, ImageError> {
     let (out, full) = (target.out, target.full);
     let (sw, sh) = (f64::from(src.0), f64::from(src.1));
-    let window = if target.crop {
+    let window = if target.crop.is_some() {
         let (w, h) = (f64::from(out.0) * sw / f64::from(full.0), f64::from(out.1) * sh / f64::from(full.1));
         [(sw - w) / 2.0, (sh - h) / 2.0, w, h]
     } else {
@@ -137,6 +140,28 @@ fn resize_planes(planes: &[u8], src: Size, target: &Target) -> Result<Vec<u8>, I
         resized.extend(resize::resize_plane(plane, src_chroma, out_chroma, window.map(|v| v / 2.0))?);
     }
     Ok(resized)
+}
+
+/// The placeholder of 4:2:0 `planes` of luma size `src`: each plane scaled to the sample size,
+/// then converted to RGB (JFIF's full-range BT.601).
+fn placeholder_of(planes: &[u8], src: Size) -> Result<Placeholder, ImageError> {
+    let sample = placeholder::sample_size(src);
+    let (src_luma, src_chroma) = (luma_size(src), chroma_size(src));
+    let luma_len = src_luma.0 as usize * src_luma.1 as usize;
+    let chroma_len = src_chroma.0 as usize * src_chroma.1 as usize;
+    let (luma, chroma) = planes.split_at(luma_len);
+    let (w, h) = (f64::from(src.0), f64::from(src.1));
+    let y = resize::resize_plane(luma, src_luma, sample, [0.0, 0.0, w, h])?;
+    let cb = resize::resize_plane(&chroma[..chroma_len], src_chroma, sample, [0.0, 0.0, w / 2.0, h / 2.0])?;
+    let cr = resize::resize_plane(&chroma[chroma_len..], src_chroma, sample, [0.0, 0.0, w / 2.0, h / 2.0])?;
+    let rgba: Vec<u8> = (0..y.len())
+        .flat_map(|i| {
+            let (y, cb, cr) = (f32::from(y[i]), f32::from(cb[i]) - 128.0, f32::from(cr[i]) - 128.0);
+            let channel = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+            [channel(y + 1.402 * cr), channel(y - 0.344_136 * cb - 0.714_136 * cr), channel(y + 1.772 * cb), 255]
+        })
+        .collect();
+    Ok(placeholder::of_rgba(sample.0, sample.1, &rgba))
 }
 
 /// `plane` (`size`) with its last column and row repeated where `size` is odd, as
@@ -212,8 +237,22 @@ mod tests {
         // The same renditions through the RGB path: a PNG rendition keeps the preset off it.
         let rgb_recipe = recipe(&format!("{JPEGS}, {{ name = \"png\", width = 8, format = \"png\" }}"));
         assert!(!applies(&header, &rgb_recipe));
+        let smart =
+            recipe(r#"{ name = "c", width = 9, height = 9, fit = "cover", format = "jpeg", gravity = "entropy" }"#);
+        assert!(!applies(&header, &smart), "smart crops look at RGB pixels");
         let rgb = crate::process(&bytes, &rgb_recipe, &limits).unwrap();
         assert_eq!((planar.facts.width, planar.facts.height, planar.facts.orientation), (1001, 751, 1));
+        // The placeholders agree too: their average colours within 5% (the test image's fine
+        // texture is sampled at other points from planes shrunk otherwise: 3% apart in red).
+        let average = |p: &Placeholder| {
+            use base64::Engine;
+            let hash = base64::engine::general_purpose::STANDARD.decode(&p.thumbhash).unwrap();
+            thumbhash::thumb_hash_to_average_rgba(&hash).unwrap()
+        };
+        let (a, b) = (average(&planar.facts.placeholder), average(&rgb.facts.placeholder));
+        for (x, y) in [(a.0, b.0), (a.1, b.1), (a.2, b.2)] {
+            assert!((x - y).abs() < 0.05, "{a:?} against {b:?}");
+        }
         for (a, b) in planar.renditions.iter().zip(&rgb.renditions) {
             assert_eq!((&a.name, a.width, a.height), (&b.name, b.width, b.height));
             let decode = |bytes: &[u8]| image::load_from_memory(bytes).unwrap().into_rgb8();

@@ -2,11 +2,14 @@
 //! `resize_all`, which makes every rendition of a plan from one decode.
 
 use crate::decode::Decoded;
-use crate::geometry::{Size, pick_source};
+use crate::geometry::{Size, Target, pick_source};
 use crate::plan::Plan;
+use crate::{gravity, placeholder};
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::DynamicImage;
 use imgpipe_core::ImageError;
+use imgpipe_core::preset::Gravity;
+use imgpipe_core::record::Placeholder;
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -23,17 +26,41 @@ thread_local! {
 
 /// Resizes `src` to `size`; with `crop`, first centre-crops it to the target's aspect ratio.
 pub fn resize(src: &DynamicImage, size: Size, crop: bool) -> Result<DynamicImage, ImageError> {
+    resize_with(src, size, crop, ResizeAlg::Convolution(FilterType::Lanczos3))
+}
+
+/// Scales `src` down to `size` coarsely and fast (nearest samples at 4× the size, then a box
+/// filter): for pixels that are summarised, never shown (placeholders).
+pub fn sample(src: &DynamicImage, size: Size) -> Result<DynamicImage, ImageError> {
+    resize_with(src, size, false, ResizeAlg::SuperSampling(FilterType::Box, 4))
+}
+
+fn resize_with(src: &DynamicImage, size: Size, crop: bool, alg: ResizeAlg) -> Result<DynamicImage, ImageError> {
     if (src.width(), src.height()) == size {
         return Ok(src.clone());
     }
     let mut dst = DynamicImage::new(size.0, size.1, src.color());
-    let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    let mut options = ResizeOptions::new().resize_alg(alg);
     if crop {
         options = options.fit_into_destination(None);
     }
     with_resizer(|resizer| resizer.resize(src, &mut dst, &options))
         .map_err(|e| ImageError::internal(format!("resize to {}×{} failed: {e}", size.0, size.1)))?;
     Ok(dst)
+}
+
+/// Makes `target` from `src`: resized to its output and, for `cover`, cropped where its gravity
+/// says (the centre is cropped while resizing; a smart crop looks at the scaled image first).
+pub fn resize_to(src: &DynamicImage, target: &Target) -> Result<DynamicImage, ImageError> {
+    match target.crop {
+        None => resize(src, target.out, false),
+        Some(Gravity::Center) => resize(src, target.out, true),
+        Some(smart) => {
+            let full = resize(src, target.full, false)?;
+            let (left, top) = gravity::window(&full, target.out, smart);
+            Ok(full.crop_imm(left, top, target.out.0, target.out.1))
+        }
+    }
 }
 
 /// Runs `resize` on this thread's `Resizer`, then drops its scratch if an image left too much.
@@ -75,27 +102,34 @@ struct Made {
 
 /// Makes every rendition of `plan` from `decoded`, largest first, each from the smallest image
 /// made so far (the decoded one or a whole-image rendition) that covers it, then turns them all
-/// upright in parallel. Returns the renditions' pixels in preset order.
-pub(crate) fn resize_all(decoded: Decoded, plan: &Plan) -> Result<Vec<DynamicImage>, ImageError> {
+/// upright in parallel. Returns the renditions' pixels in preset order, and the image's
+/// placeholder, scaled from the smallest of those images that covers it.
+pub(crate) fn resize_all(decoded: Decoded, plan: &Plan) -> Result<(Vec<DynamicImage>, Placeholder), ImageError> {
     let Decoded { image: decoded, orientation, .. } = decoded;
     let mut made: Vec<Made> = Vec::with_capacity(plan.steps().len());
     for step in plan.steps() {
         let sources = || std::iter::once(&decoded).chain(made.iter().filter(|m| m.feeds).map(|m| &m.image));
         let sizes: Vec<Size> = sources().map(|image| (image.width(), image.height())).collect();
         let source = sources().nth(pick_source(&sizes, step.target.full)).expect("pick_source picks a candidate");
-        let image = resize(source, step.target.out, step.target.crop)?;
+        let image = resize_to(source, &step.target)?;
         made.push(Made { index: step.index, image, feeds: step.feeds });
     }
+    let wholes: Vec<&DynamicImage> =
+        std::iter::once(&decoded).chain(made.iter().filter(|m| m.feeds).map(|m| &m.image)).collect();
+    let sizes: Vec<Size> = wholes.iter().map(|image| (image.width(), image.height())).collect();
+    let sample = placeholder::sample_size(sizes[0]);
+    let placeholder = placeholder::of_image(wholes[pick_source(&sizes, sample)], orientation)?;
     // The decoded image is the largest buffer of all: free it before the renditions go on.
     drop(decoded);
     made.sort_unstable_by_key(|m| m.index);
-    Ok(made
+    let upright = made
         .into_par_iter()
         .map(|Made { mut image, .. }| {
             image.apply_orientation(orientation);
             image
         })
-        .collect())
+        .collect();
+    Ok((upright, placeholder))
 }
 
 #[cfg(test)]
@@ -114,6 +148,29 @@ mod tests {
         let out = resize(&DynamicImage::ImageRgb8(src), (10, 10), true).unwrap().into_rgb8();
         assert_eq!(out.dimensions(), (10, 10));
         assert!(out.pixels().all(|p| p[1] > 200 && p[0] < 60 && p[2] < 60), "{:?}", out.get_pixel(0, 0));
+    }
+
+    #[test]
+    fn smart_gravity_crops_around_the_subject() {
+        // A grey field, a saturated red square near its right edge.
+        let src = RgbImage::from_fn(800, 200, |x, y| {
+            if (640..760).contains(&x) && (40..160).contains(&y) { Rgb([230, 10, 20]) } else { Rgb([128, 128, 128]) }
+        });
+        let src = DynamicImage::ImageRgb8(src);
+        for gravity in [Gravity::Attention, Gravity::Entropy] {
+            let target = Target::new(imgpipe_core::preset::Fit::Cover { width: 100, height: 100, gravity }, 800, 200);
+            let out = resize_to(&src, &target).unwrap().into_rgb8();
+            assert_eq!(out.dimensions(), (100, 100));
+            let red = out.pixels().filter(|p| p[0] > 200 && p[1] < 60).count();
+            assert!(red > 2000, "{gravity:?}: {red} red pixels");
+        }
+        let centre = Target::new(
+            imgpipe_core::preset::Fit::Cover { width: 100, height: 100, gravity: Gravity::Center },
+            800,
+            200,
+        );
+        let out = resize_to(&src, &centre).unwrap().into_rgb8();
+        assert_eq!(out.pixels().filter(|p| p[0] > 200 && p[1] < 60).count(), 0);
     }
 
     #[test]

@@ -254,3 +254,35 @@ fn grey_and_alpha_inputs_produce_8_bit_rgb_outputs() {
     let out = process(&grey16, &recipe, &Limits::default()).unwrap();
     assert_eq!(image::load_from_memory(&out.renditions[0].bytes).unwrap().color(), image::ColorType::Rgb8);
 }
+
+#[test]
+fn placeholders_preview_the_photo_on_both_paths() {
+    use base64::Engine;
+    let photo = support::fixture("2569067123_aca715a2ee_o.jpg");
+    let limits = Limits::default();
+    // The default preset takes the RGB path; a JPEG-only preset the YCbCr one.
+    let rgb = process(&photo, &support::default_recipe(), &limits).unwrap();
+    let jpegs = r#"[presets.j]
+renditions = [{ name = "m", width = 1024, fit = "inside", format = "jpeg" }]"#;
+    let planar = process(&photo, &support::recipe(jpegs, "j"), &limits).unwrap();
+    let pixels = image::load_from_memory(&photo).unwrap().into_rgb8();
+    let mean = |c: usize| pixels.pixels().map(|p| f32::from(p[c])).sum::<f32>() / pixels.len() as f32 * 3.0 / 255.0;
+    for out in [&rgb, &planar] {
+        let placeholder = &out.facts.placeholder;
+        let hash = base64::engine::general_purpose::STANDARD.decode(&placeholder.thumbhash).unwrap();
+        let aspect = thumbhash::thumb_hash_to_approximate_aspect_ratio(&hash).unwrap();
+        assert!((aspect - 2725.0 / 2225.0).abs() < 0.15, "aspect {aspect}");
+        let (r, g, b, a) = thumbhash::thumb_hash_to_average_rgba(&hash).unwrap();
+        for (hashed, real) in [(r, mean(0)), (g, mean(1)), (b, mean(2))] {
+            assert!(
+                (hashed - real).abs() < 0.03,
+                "average {:?} against the photo's {:?}",
+                (r, g, b),
+                (mean(0), mean(1), mean(2))
+            );
+        }
+        assert_eq!(a, 1.0);
+        assert!(placeholder.dominant_color.len() == 7 && placeholder.dominant_color.starts_with('#'));
+    }
+    assert_eq!(rgb.facts.placeholder.dominant_color, planar.facts.placeholder.dominant_color);
+}

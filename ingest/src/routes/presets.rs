@@ -36,6 +36,9 @@ pub(crate) struct RenditionSummary {
     width: Option<u32>,
     /// The box's height, if bounded.
     height: Option<u32>,
+    /// For `cover`: which part the crop keeps (`center`, `entropy` or `attention`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gravity: Option<&'static str>,
     /// Encoder quality (JPEG and WebP).
     quality: u8,
     /// Whether the preset's watermark is drawn on it.
@@ -50,10 +53,10 @@ impl From<&Preset> for PresetSummary {
 
 impl From<&Rendition> for RenditionSummary {
     fn from(rendition: &Rendition) -> Self {
-        let (fit, width, height) = match rendition.fit {
-            Fit::Inside { width, height, .. } => ("inside", width, height),
-            Fit::Cover { width, height } => ("cover", Some(width), Some(height)),
-            Fit::Exact { width, height } => ("exact", Some(width), Some(height)),
+        let (fit, width, height, gravity) = match rendition.fit {
+            Fit::Inside { width, height, .. } => ("inside", width, height, None),
+            Fit::Cover { width, height, gravity } => ("cover", Some(width), Some(height), Some(gravity.as_str())),
+            Fit::Exact { width, height } => ("exact", Some(width), Some(height), None),
         };
         Self {
             name: rendition.name.clone(),
@@ -61,6 +64,7 @@ impl From<&Rendition> for RenditionSummary {
             fit,
             width,
             height,
+            gravity,
             quality: rendition.quality,
             watermark: rendition.watermark,
         }
