@@ -1,6 +1,8 @@
 //! Decoding under limits: JPEG through libjpeg-turbo with DCT-domain shrink-on-load, everything
-//! else (and CMYK JPEG, which libjpeg-turbo will not convert) through the `image` crate.
+//! else (and CMYK JPEG without a profile, which libjpeg-turbo will not convert) through the
+//! `image` crate. An embedded ICC profile is applied here (`colour`): what leaves is sRGB.
 
+use crate::colour;
 use crate::geometry::{Size, jpeg_shrink};
 use crate::probe::{Header, check_size};
 use image::metadata::Orientation;
@@ -11,7 +13,8 @@ use std::io::Cursor;
 /// Bytes a decoder may use beyond the pixels: colour profiles, EXIF, text chunks.
 const METADATA_ALLOWANCE: u64 = 16 * 1024 * 1024;
 
-/// A decoded image: 8-bit RGB, or RGBA when any pixel is not opaque; in stored orientation.
+/// A decoded image: 8-bit sRGB, or sRGB with alpha when any pixel is not opaque; in stored
+/// orientation.
 pub struct Decoded {
     /// The pixels (`Rgb8` or `Rgba8`).
     pub image: DynamicImage,
@@ -25,18 +28,35 @@ pub struct Decoded {
 /// Decodes `bytes`; a JPEG at the smallest DCT scale that still covers `need` (stored
 /// orientation), or at full size when `need` is `None`.
 pub fn decode(bytes: &[u8], header: &Header, limits: &Limits, need: Option<Size>) -> Result<Decoded, ImageError> {
-    let decoded = match &header.jpeg {
-        Some(jpeg) if jpeg.components != 4 => {
-            let image = decode_turbo(bytes, header, limits, need)?;
-            Decoded {
-                image,
-                orientation: jpeg.orientation.unwrap_or(Orientation::NoTransforms),
-                size: (header.width, header.height),
-            }
+    let (decoded, icc) = match &header.jpeg {
+        Some(jpeg) if jpeg.components == 4 && jpeg.icc.as_deref().is_some_and(colour::is_cmyk) => {
+            let (cmyk, width) = decode_turbo(bytes, header, limits, need, turbojpeg::PixelFormat::CMYK)?;
+            let icc = jpeg.icc.as_deref().unwrap_or_default();
+            let rgb = colour::cmyk_to_srgb(cmyk, width, icc, jpeg.adobe)?;
+            (jpeg_decoded(DynamicImage::ImageRgb8(rgb), header, jpeg), None)
         }
-        _ => decode_image_rs(bytes, header, limits)?,
+        Some(jpeg) if jpeg.components == 4 => decode_image_rs(bytes, header, limits)?,
+        Some(jpeg) => {
+            let (pixels, width) = decode_turbo(bytes, header, limits, need, turbojpeg::PixelFormat::RGB)?;
+            let height = (pixels.len() / 3 / width as usize) as u32;
+            let image = image::RgbImage::from_raw(width, height, pixels).ok_or_else(|| internal("JPEG buffer size"))?;
+            (jpeg_decoded(DynamicImage::ImageRgb8(image), header, jpeg), jpeg.icc.clone())
+        }
+        None => decode_image_rs(bytes, header, limits)?,
     };
-    Ok(Decoded { image: to_rgb_or_rgba(decoded.image), ..decoded })
+    let mut image = to_rgb_or_rgba(decoded.image);
+    if let Some(icc) = icc {
+        colour::rgb_to_srgb(&mut image, &icc)?;
+    }
+    Ok(Decoded { image, ..decoded })
+}
+
+fn jpeg_decoded(image: DynamicImage, header: &Header, jpeg: &crate::probe::JpegInfo) -> Decoded {
+    Decoded {
+        image,
+        orientation: jpeg.orientation.unwrap_or(Orientation::NoTransforms),
+        size: (header.width, header.height),
+    }
 }
 
 /// Decodes a JPEG through libjpeg-turbo, shrunk by the largest DCT factor that still covers `need`.
@@ -52,23 +72,24 @@ fn decode_turbo(
     header: &Header,
     limits: &Limits,
     need: Option<Size>,
-) -> Result<DynamicImage, ImageError> {
+    format: turbojpeg::PixelFormat,
+) -> Result<(Vec<u8>, u32), ImageError> {
     let shrink = need.map_or(1, |need| jpeg_shrink(header.width, header.height, need));
     let (width, height) = (header.width.div_ceil(shrink), header.height.div_ceil(shrink));
-    let mut pixels = vec![0u8; width as usize * height as usize * 3];
+    let channels = format.size();
+    let mut pixels = vec![0u8; width as usize * height as usize * channels];
     let mut decompressor = turbojpeg::Decompressor::new().map_err(internal)?;
     decompressor.set_scaling_factor(turbojpeg::ScalingFactor::new(1, shrink as usize)).map_err(internal)?;
     decompressor.set_scan_limit(limits.max_scans).map_err(internal)?;
     let output = turbojpeg::Image {
         pixels: pixels.as_mut_slice(),
         width: width as usize,
-        pitch: width as usize * 3,
+        pitch: width as usize * channels,
         height: height as usize,
-        format: turbojpeg::PixelFormat::RGB,
+        format,
     };
     checked(decompressor.decompress(bytes, output), limits)?;
-    let image = image::RgbImage::from_raw(width, height, pixels).ok_or_else(|| internal("JPEG buffer size"))?;
-    Ok(DynamicImage::ImageRgb8(image))
+    Ok((pixels, width))
 }
 
 /// What libjpeg-turbo's answer means for the image.
@@ -98,7 +119,8 @@ fn jpeg_message(msg: &str) -> String {
     }
 }
 
-fn decode_image_rs(bytes: &[u8], header: &Header, limits: &Limits) -> Result<Decoded, ImageError> {
+/// Decodes through the `image` crate; returns the image and its ICC profile, if any.
+fn decode_image_rs(bytes: &[u8], header: &Header, limits: &Limits) -> Result<(Decoded, Option<Vec<u8>>), ImageError> {
     let format = match header.format {
         InputFormat::Jpeg => image::ImageFormat::Jpeg,
         InputFormat::Png => image::ImageFormat::Png,
@@ -126,8 +148,10 @@ fn decode_image_rs(bytes: &[u8], header: &Header, limits: &Limits) -> Result<Dec
     let (width, height) = decoder.dimensions();
     check_size(width, height, limits)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    // A profile that cannot be read is ignored, as browsers ignore it.
+    let icc = decoder.icc_profile().ok().flatten();
     let image = DynamicImage::from_decoder(decoder).map_err(classify)?;
-    Ok(Decoded { image, orientation, size: header.size().unwrap_or((width, height)) })
+    Ok((Decoded { image, orientation, size: header.size().unwrap_or((width, height)) }, icc))
 }
 
 /// Maps the `image` crate's errors onto our taxonomy.

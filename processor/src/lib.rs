@@ -2,7 +2,8 @@
 //!
 //! - [`probe`]: sniff the format and read the headers; every size limit is checked here, before
 //!   a pixel is allocated.
-//! - [`decode`]: libjpeg-turbo with DCT shrink-on-load for JPEG, the `image` crate for the rest.
+//! - [`decode`]: libjpeg-turbo with DCT shrink-on-load for JPEG, the `image` crate for the rest;
+//!   [`colour`]: embedded ICC profiles (RGB and CMYK) converted to sRGB before anything else.
 //! - [`geometry`]: output sizes per fit mode, shrink factors, which intermediate feeds which output.
 //! - [`resize`]: SIMD Lanczos3 with one reusable `Resizer` per thread; [`gravity`]: where a
 //!   `cover` crop sits (centre, entropy, attention); [`placeholder`]: ThumbHash and dominant colour.
@@ -25,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod chunk;
+pub mod colour;
 pub mod decode;
 pub mod encode;
 mod finish;

@@ -22,12 +22,15 @@ use imgpipe_core::{ImageError, InputFormat, Limits, OutputFormat};
 use rayon::prelude::*;
 use std::time::{Duration, Instant};
 
-/// Whether the headers and the recipe allow the YCbCr path: a 3-component JPEG stored upright,
+/// Whether the headers and the recipe allow the YCbCr path: a 3-component sRGB JPEG (no profile,
+/// or one that is sRGB) stored upright,
 /// every rendition a JPEG without a watermark, every crop centred. The subsampling is checked
 /// when decoding.
 pub(crate) fn applies(header: &Header, recipe: &Recipe) -> bool {
     let upright = |jpeg: &crate::probe::JpegInfo| {
-        matches!(jpeg.orientation, None | Some(Orientation::NoTransforms)) && jpeg.components == 3
+        matches!(jpeg.orientation, None | Some(Orientation::NoTransforms))
+            && jpeg.components == 3
+            && !jpeg.icc.as_deref().is_some_and(crate::colour::is_wide)
     };
     header.jpeg.as_ref().is_some_and(upright)
         && recipe.preset().renditions.iter().all(|r| {

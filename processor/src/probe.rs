@@ -27,6 +27,10 @@ pub struct JpegInfo {
     pub components: u8,
     /// EXIF orientation, if an EXIF segment carries one.
     pub orientation: Option<Orientation>,
+    /// The embedded ICC profile, reassembled from its APP2 chunks, if complete.
+    pub icc: Option<Vec<u8>>,
+    /// Whether an APP14 "Adobe" segment is present (Adobe CMYK is stored inverted).
+    pub adobe: bool,
 }
 
 impl Header {
@@ -139,6 +143,8 @@ fn jpeg(b: &[u8]) -> Result<Header, ImageError> {
     let mut pos = 2;
     let mut frame = None;
     let mut orientation = None;
+    let mut icc_chunks: Vec<(u8, u8, &[u8])> = Vec::new();
+    let mut adobe = false;
     loop {
         // Markers are 0xFF, optional 0xFF fill bytes, then the code; skip stray bytes as libjpeg does.
         while b.get(pos).is_some_and(|&x| x != 0xFF) {
@@ -164,6 +170,11 @@ fn jpeg(b: &[u8]) -> Result<Header, ImageError> {
             0xE1 if segment.starts_with(b"Exif\0\0") && orientation.is_none() => {
                 orientation = Orientation::from_exif_chunk(&segment[6..]);
             }
+            // "ICC_PROFILE\0", sequence number, chunk count, then the chunk.
+            0xE2 if segment.len() > 14 && segment.starts_with(b"ICC_PROFILE\0") => {
+                icc_chunks.push((segment[12], segment[13], &segment[14..]));
+            }
+            0xEE if segment.starts_with(b"Adobe") => adobe = true,
             0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
                 if segment.len() < 6 {
                     return Err(ImageError::corrupt("the JPEG frame header is too short"));
@@ -195,8 +206,18 @@ fn jpeg(b: &[u8]) -> Result<Header, ImageError> {
         width: width.into(),
         height: height.into(),
         frames: 1,
-        jpeg: Some(JpegInfo { components, orientation }),
+        jpeg: Some(JpegInfo { components, orientation, icc: icc_profile(icc_chunks), adobe }),
     })
+}
+
+/// Reassembles an ICC profile from its APP2 chunks (numbered 1..=count, in any order); `None`
+/// when there are none, or when one is missing or repeated (an incomplete profile is ignored).
+fn icc_profile(mut chunks: Vec<(u8, u8, &[u8])>) -> Option<Vec<u8>> {
+    let count = chunks.first()?.1;
+    chunks.sort_unstable_by_key(|c| c.0);
+    let complete = chunks.len() == usize::from(count)
+        && chunks.iter().enumerate().all(|(i, c)| usize::from(c.0) == i + 1 && c.1 == count);
+    complete.then(|| chunks.iter().flat_map(|c| c.2).copied().collect())
 }
 
 /// Reads IHDR and, for APNG, the frame count: acTL's declaration must match the fcTL chunks.
