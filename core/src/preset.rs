@@ -78,6 +78,29 @@ pub struct Preset {
     pub watermark: Option<Watermark>,
     /// What transparent pixels become in formats without alpha (JPEG).
     pub background: Rgb,
+    /// The original's EXIF fields its renditions keep (none by default: everything is stripped).
+    pub keep_metadata: Vec<MetadataField>,
+}
+
+/// A group of EXIF fields a preset may keep in its renditions. Orientation is never kept (the
+/// pixels are turned upright), nor anything not listed here (maker notes, thumbnails, XMP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetadataField {
+    /// `Copyright`.
+    Copyright,
+    /// `Artist`.
+    Artist,
+    /// `ImageDescription`.
+    Description,
+    /// `Make`, `Model`, `LensMake`, `LensModel`.
+    Camera,
+    /// `DateTime`, `DateTimeOriginal`, `DateTimeDigitized` and their time-zone offsets.
+    Date,
+    /// Exposure time, f-number, ISO, focal length, flash.
+    Exposure,
+    /// The whole GPS directory: where the photo was taken. Kept only when asked for by name.
+    Gps,
 }
 
 /// One output of a preset.
@@ -288,6 +311,8 @@ struct RawPreset {
     renditions: Vec<RawRendition>,
     watermark: Option<RawWatermark>,
     background: Option<Rgb>,
+    #[serde(default)]
+    keep_metadata: Vec<MetadataField>,
 }
 
 #[derive(Deserialize)]
@@ -406,7 +431,16 @@ impl RawPreset {
             }
             renditions.push(rendition);
         }
-        Ok(Preset { name: name.0, renditions, watermark, background: self.background.unwrap_or(Rgb::WHITE) })
+        let mut keep_metadata = self.keep_metadata;
+        keep_metadata.sort_unstable();
+        keep_metadata.dedup();
+        Ok(Preset {
+            name: name.0,
+            renditions,
+            watermark,
+            background: self.background.unwrap_or(Rgb::WHITE),
+            keep_metadata,
+        })
     }
 }
 
@@ -583,6 +617,20 @@ mod tests {
         .unwrap();
         let fit = catalog.get("p").unwrap().renditions[0].fit;
         assert_eq!(fit, Fit::Cover { width: 5, height: 5, gravity: Gravity::Attention });
+    }
+
+    #[test]
+    fn presets_keep_named_metadata_and_refuse_unknown_fields() {
+        let catalog = PresetCatalog::from_toml(
+            "[presets.p]\nkeep_metadata = [\"gps\", \"copyright\", \"gps\"]\nrenditions = [{ name = \"a\", width = 5, format = \"png\" }]",
+        )
+        .unwrap();
+        assert_eq!(catalog.get("p").unwrap().keep_metadata, [MetadataField::Copyright, MetadataField::Gps]);
+        assert!(catalog.get("default").unwrap().keep_metadata.is_empty());
+        let err = error_of(
+            "[presets.p]\nkeep_metadata = [\"orientation\"]\nrenditions = [{ name = \"a\", width = 5, format = \"png\" }]",
+        );
+        assert!(err.contains("orientation") && err.contains("line 2"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Encoding: JPEG through libjpeg-turbo (SIMD), WebP through libwebp, PNG through the `png` crate.
-//! Encoders write pixels only: no EXIF, GPS or XMP reaches a rendition.
+//! Encoders write pixels only: no EXIF, GPS or XMP reaches a rendition from here (a preset's
+//! `keep_metadata` is added afterwards, by `metadata`).
 
 use image::{DynamicImage, ExtendedColorType, ImageEncoder};
 use imgpipe_core::{ImageError, OutputFormat};

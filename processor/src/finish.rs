@@ -1,7 +1,7 @@
 //! The kernel's last stage: each upright rendition flattened onto the preset's background when
 //! its format has no alpha, watermarked when its preset says so, and encoded; in parallel.
 
-use crate::{Encoded, Recipe, encode};
+use crate::{Encoded, Recipe, encode, metadata};
 use image::DynamicImage;
 use imgpipe_core::ImageError;
 use rayon::prelude::*;
@@ -17,8 +17,9 @@ pub struct Finished {
     pub encode: Duration,
 }
 
-/// Finishes the renditions of `recipe` from their `upright` pixels, given in preset order.
-pub fn finish_all(upright: Vec<DynamicImage>, recipe: &Recipe) -> Result<Finished, ImageError> {
+/// Finishes the renditions of `recipe` from their `upright` pixels, given in preset order, with
+/// `exif` (the metadata the preset keeps, if any) embedded in each.
+pub fn finish_all(upright: Vec<DynamicImage>, recipe: &Recipe, exif: Option<&[u8]>) -> Result<Finished, ImageError> {
     let finished: Vec<(Encoded, Duration, Duration)> = upright
         .into_par_iter()
         .zip(recipe.preset().renditions.par_iter())
@@ -30,7 +31,10 @@ pub fn finish_all(upright: Vec<DynamicImage>, recipe: &Recipe) -> Result<Finishe
                 stamp.apply(&mut image);
             }
             let watermarked = started.elapsed();
-            let bytes = encode::encode(&image, rendition.format, rendition.quality)?;
+            let mut bytes = encode::encode(&image, rendition.format, rendition.quality)?;
+            if let Some(tiff) = exif {
+                bytes = metadata::embed(bytes, rendition.format, tiff);
+            }
             let encoded = Encoded {
                 name: rendition.name.clone(),
                 format: rendition.format,

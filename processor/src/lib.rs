@@ -8,7 +8,8 @@
 //! - [`resize`]: SIMD Lanczos3 with one reusable `Resizer` per thread; [`gravity`]: where a
 //!   `cover` crop sits (centre, entropy, attention); [`placeholder`]: ThumbHash and dominant colour.
 //! - [`watermark`]: cached text or logo overlays, blended over the covered pixels only.
-//! - [`encode`]: JPEG (libjpeg-turbo), WebP (libwebp), PNG; no metadata is written.
+//! - [`encode`]: JPEG (libjpeg-turbo), WebP (libwebp), PNG; no metadata is written, but for the
+//!   EXIF fields a preset keeps ([`metadata`]).
 //!
 //! [`process`] runs them in three stages: a plan (`plan`: each rendition's target, largest
 //! first), one decode, then `resize::resize_all` (every rendition from the smallest
@@ -34,6 +35,7 @@ pub mod geometry;
 pub mod gravity;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod metadata;
 pub mod placeholder;
 mod plan;
 mod planar;
@@ -141,7 +143,8 @@ fn run(bytes: &[u8], recipe: &Recipe, limits: &Limits) -> Result<Output, ImageEr
     let (upright, placeholder) = resize::resize_all(decoded, &plan)?;
     let resize_time = started.elapsed();
 
-    let finished = finish::finish_all(upright, recipe)?;
+    let exif = metadata::kept(bytes, &recipe.preset().keep_metadata);
+    let finished = finish::finish_all(upright, recipe, exif.as_deref())?;
     let (width, height) = if swaps_axes(orientation) { (size.1, size.0) } else { size };
     Ok(Output {
         facts: Facts {

@@ -74,6 +74,7 @@ pub(crate) fn process(
     };
     checked(decompressor.decompress_to_yuv(bytes, output), limits)?;
     let decode = started.elapsed();
+    let exif = crate::metadata::kept(bytes, &recipe.preset().keep_metadata);
 
     let made = plan
         .steps()
@@ -84,7 +85,10 @@ pub(crate) fn process(
             let resized = resize_planes(&planes, decoded, &step.target)?;
             let resize = started.elapsed();
             let rendition = &renditions[step.index];
-            let bytes = encode::encode_yuv420(&resized, out.0, out.1, rendition.quality)?;
+            let mut bytes = encode::encode_yuv420(&resized, out.0, out.1, rendition.quality)?;
+            if let Some(tiff) = &exif {
+                bytes = crate::metadata::embed(bytes, OutputFormat::Jpeg, tiff);
+            }
             let encoded = Encoded {
                 name: rendition.name.clone(),
                 format: OutputFormat::Jpeg,
