@@ -18,6 +18,20 @@ struct Inputs {
     jpeg: Vec<u8>,
     progressive: Vec<u8>,
     png: Vec<u8>,
+    /// The same JPEG tagged Display P3 (an APP2 profile): every pixel goes through the CMS.
+    p3: Vec<u8>,
+}
+
+/// `jpeg` with `icc` in one APP2 segment right after SOI.
+fn with_icc(jpeg: &[u8], icc: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(2 + 14 + icc.len()).expect("a one-chunk profile");
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE2]);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(b"ICC_PROFILE\0\x01\x01");
+    out.extend_from_slice(icc);
+    out.extend_from_slice(&jpeg[2..]);
+    out
 }
 
 fn inputs() -> Inputs {
@@ -25,7 +39,8 @@ fn inputs() -> Inputs {
     let png = read_fixture(ALPHA_PNG).expect("the alpha PNG");
     let photo = image::load_from_memory(&jpeg).unwrap().into_rgb8();
     let progressive = benches::progressive_jpeg(&photo).unwrap();
-    Inputs { jpeg, progressive, png }
+    let p3 = with_icc(&jpeg, &moxcms::ColorProfile::new_display_p3().encode().unwrap());
+    Inputs { jpeg, progressive, png, p3 }
 }
 
 fn turbojpeg_compressor() -> turbojpeg::Compressor {
@@ -161,11 +176,20 @@ fn bench_whole(c: &mut Criterion, inputs: &Inputs) {
     let mut group = c.benchmark_group("process");
     let default = Recipe::text_only(PresetCatalog::builtin().get("default").unwrap().clone()).unwrap();
     let sharp = recipe(SHARP_WORKLOAD_TOML, "sharp-bench");
+    // The default preset with its thumb cropped by attention instead of at the centre.
+    let attention = recipe(
+        &imgpipe_core::preset::BUILTIN_TOML
+            .replace("[presets.default]", "[presets.attention]")
+            .replace(r#"fit = "cover","#, r#"fit = "cover", gravity = "attention","#),
+        "attention",
+    );
     let limits = Limits::default();
     let single = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     for (name, recipe, bytes) in [
         ("sharp workload (720x588 q80), jpeg", &sharp, &inputs.jpeg),
         ("default preset, jpeg", &default, &inputs.jpeg),
+        ("default preset, display p3 jpeg", &default, &inputs.p3),
+        ("default preset with attention crop, jpeg", &attention, &inputs.jpeg),
         ("default preset, progressive jpeg", &default, &inputs.progressive),
         ("default preset, png rgba", &default, &inputs.png),
     ] {

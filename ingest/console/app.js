@@ -445,6 +445,13 @@ async function download(record, rendition) {
   link.remove();
 }
 
+/** A chip of `color` (set through the CSSOM: the page's CSP allows no inline styles) and its code. */
+function swatch(color) {
+  const chip = el('span', { className: 'swatch', 'aria-hidden': 'true' });
+  chip.style.backgroundColor = color;
+  return el('span', {}, chip, ' ', color);
+}
+
 async function showImage(id) {
   const record = await apiJson(`/v1/images/${encodeURIComponent(id)}`);
   $('image-title').textContent = record.filename || record.id;
@@ -457,6 +464,7 @@ async function showImage(id) {
       ['Format', record.original && record.original.format],
       ['Size', record.original && `${record.original.width}×${record.original.height}`],
       ['EXIF orientation', record.original && record.original.orientation],
+      ['Dominant colour', record.placeholder && swatch(record.placeholder.dominant_color)],
       ['Bytes', formatBytes(record.source.bytes)], ['Content type', record.source.content_type],
       ['Accepted', time(record.created_ms)], ['Finished', time(record.finished_ms)], ['Attempts', record.attempts],
     ]),

@@ -133,6 +133,9 @@ async function upload(browser) {
   assert.equal(await fact('File name'), args.hostile);
   assert.equal(await fact('Preset'), 'default');
   assert.match(await fact('Size'), /^\d+×\d+$/);
+  assert.match(await fact('Dominant colour'), /^ #[0-9a-f]{6}$/);
+  const chip = await page.locator('.facts .swatch').evaluate((node) => getComputedStyle(node).backgroundColor);
+  assert.match(chip, /^rgb\(\d+, \d+, \d+\)$/, 'the chip is painted (the CSP allows CSSOM styles)');
   const rows = await page.locator('table.renditions tbody tr').count();
   assert.equal(rows, 3, 'the default preset makes three renditions');
   assert.ok(await loadedImages(page, '#image-body figure img') === 1, 'a preview');
