@@ -273,6 +273,19 @@ mod tests {
     }
 
     #[test]
+    fn tiny_and_thin_jpegs_get_renditions_and_placeholders() {
+        let limits = Limits::default();
+        let recipe = recipe(r#"{ name = "j", width = 64, fit = "inside", format = "jpeg", upscale = true }"#);
+        for (width, height) in [(1, 1), (2, 3), (3, 1), (1, 200), (333, 1)] {
+            let bytes = jpeg(width, height, turbojpeg::Subsamp::Sub2x2);
+            let header = crate::probe::probe(&bytes, &limits).unwrap();
+            let out = process(&bytes, &header, &recipe, &limits).unwrap().expect("4:2:0 takes this path");
+            assert_eq!(out.renditions.len(), 1, "{width}×{height}");
+            assert!(out.facts.placeholder.dominant_color.starts_with('#'), "{width}×{height}");
+        }
+    }
+
+    #[test]
     fn other_subsamplings_take_the_rgb_path() {
         let limits = Limits::default();
         for subsamp in [turbojpeg::Subsamp::None, turbojpeg::Subsamp::Sub2x1, turbojpeg::Subsamp::Gray] {
