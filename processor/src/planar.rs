@@ -139,14 +139,20 @@ fn resize_planes(planes: &[u8], src: Size, target: &Target) -> Result<Vec<u8>, I
         [0.0, 0.0, sw, sh]
     };
     let (src_luma, src_chroma, out_chroma) = (luma_size(src), chroma_size(src), chroma_size(out));
-    let luma_len = src_luma.0 as usize * src_luma.1 as usize;
-    let chroma_len = src_chroma.0 as usize * src_chroma.1 as usize;
-    let (luma, chroma) = planes.split_at(luma_len);
+    let [luma, cb, cr] = split_planes(planes, src);
     let mut resized = pad_to_even(resize::resize_plane(luma, src_luma, out, window)?, out);
-    for plane in chroma.chunks_exact(chroma_len) {
+    for plane in [cb, cr] {
         resized.extend(resize::resize_plane(plane, src_chroma, out_chroma, window.map(|v| v / 2.0))?);
     }
     Ok(resized)
+}
+
+/// The Y, Cb and Cr planes of 4:2:0 `planes` of luma size `src`, as [`planes_len`] lays them out.
+fn split_planes(planes: &[u8], src: Size) -> [&[u8]; 3] {
+    let (luma, chroma) = (luma_size(src), chroma_size(src));
+    let (y, rest) = planes.split_at(luma.0 as usize * luma.1 as usize);
+    let (cb, cr) = rest.split_at(chroma.0 as usize * chroma.1 as usize);
+    [y, cb, cr]
 }
 
 /// The placeholder of 4:2:0 `planes` of luma size `src`: each plane scaled to the sample size,
@@ -154,13 +160,11 @@ fn resize_planes(planes: &[u8], src: Size, target: &Target) -> Result<Vec<u8>, I
 fn placeholder_of(planes: &[u8], src: Size) -> Result<Placeholder, ImageError> {
     let sample = placeholder::sample_size(src);
     let (src_luma, src_chroma) = (luma_size(src), chroma_size(src));
-    let luma_len = src_luma.0 as usize * src_luma.1 as usize;
-    let chroma_len = src_chroma.0 as usize * src_chroma.1 as usize;
-    let (luma, chroma) = planes.split_at(luma_len);
+    let [luma, cb, cr] = split_planes(planes, src);
     let (w, h) = (f64::from(src.0), f64::from(src.1));
     let y = resize::resize_plane(luma, src_luma, sample, [0.0, 0.0, w, h])?;
-    let cb = resize::resize_plane(&chroma[..chroma_len], src_chroma, sample, [0.0, 0.0, w / 2.0, h / 2.0])?;
-    let cr = resize::resize_plane(&chroma[chroma_len..], src_chroma, sample, [0.0, 0.0, w / 2.0, h / 2.0])?;
+    let cb = resize::resize_plane(cb, src_chroma, sample, [0.0, 0.0, w / 2.0, h / 2.0])?;
+    let cr = resize::resize_plane(cr, src_chroma, sample, [0.0, 0.0, w / 2.0, h / 2.0])?;
     let rgba: Vec<u8> = (0..y.len())
         .flat_map(|i| {
             let (y, cb, cr) = (f32::from(y[i]), f32::from(cb[i]) - 128.0, f32::from(cr[i]) - 128.0);

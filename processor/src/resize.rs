@@ -108,17 +108,11 @@ pub(crate) fn resize_all(decoded: Decoded, plan: &Plan) -> Result<(Vec<DynamicIm
     let Decoded { image: decoded, orientation, .. } = decoded;
     let mut made: Vec<Made> = Vec::with_capacity(plan.steps().len());
     for step in plan.steps() {
-        let sources = || std::iter::once(&decoded).chain(made.iter().filter(|m| m.feeds).map(|m| &m.image));
-        let sizes: Vec<Size> = sources().map(|image| (image.width(), image.height())).collect();
-        let source = sources().nth(pick_source(&sizes, step.target.full)).expect("pick_source picks a candidate");
-        let image = resize_to(source, &step.target)?;
+        let image = resize_to(smallest_covering(&decoded, &made, step.target.full), &step.target)?;
         made.push(Made { index: step.index, image, feeds: step.feeds });
     }
-    let wholes: Vec<&DynamicImage> =
-        std::iter::once(&decoded).chain(made.iter().filter(|m| m.feeds).map(|m| &m.image)).collect();
-    let sizes: Vec<Size> = wholes.iter().map(|image| (image.width(), image.height())).collect();
-    let sample = placeholder::sample_size(sizes[0]);
-    let placeholder = placeholder::of_image(wholes[pick_source(&sizes, sample)], orientation)?;
+    let sample = placeholder::sample_size((decoded.width(), decoded.height()));
+    let placeholder = placeholder::of_image(smallest_covering(&decoded, &made, sample), orientation)?;
     // The decoded image is the largest buffer of all: free it before the renditions go on.
     drop(decoded);
     made.sort_unstable_by_key(|m| m.index);
@@ -130,6 +124,15 @@ pub(crate) fn resize_all(decoded: Decoded, plan: &Plan) -> Result<(Vec<DynamicIm
         })
         .collect();
     Ok((upright, placeholder))
+}
+
+/// The smallest whole image (`decoded`, or a rendition made so far that may feed others) that
+/// covers `size` on both axes, else the largest.
+fn smallest_covering<'a>(decoded: &'a DynamicImage, made: &'a [Made], size: Size) -> &'a DynamicImage {
+    let wholes: Vec<&DynamicImage> =
+        std::iter::once(decoded).chain(made.iter().filter(|m| m.feeds).map(|m| &m.image)).collect();
+    let sizes: Vec<Size> = wholes.iter().map(|image| (image.width(), image.height())).collect();
+    wholes[pick_source(&sizes, size)]
 }
 
 #[cfg(test)]
