@@ -18,7 +18,6 @@ use imgpipe_core::ImageError;
 use moxcms::{ColorProfile, DataColorSpace, Layout, RenderingIntent, Transform8BitExecutor, TransformOptions};
 use rayon::prelude::*;
 use std::cell::RefCell;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 /// Profiles remembered per thread (a service sees a handful: sRGB, Display P3, Adobe RGB, …).
@@ -30,9 +29,17 @@ const BAND_ROWS: usize = 64;
 /// A conversion to sRGB; `None` is the identity (an sRGB profile, or one that is ignored).
 type Conversion = Option<Arc<Transform8BitExecutor>>;
 
+/// A remembered conversion: the profile's bytes and the pixel layout it was built for.
+struct Cached {
+    icc: Vec<u8>,
+    layout: Layout,
+    conversion: Conversion,
+}
+
 thread_local! {
-    // Keyed by a hash of the profile's bytes and the pixel layout.
-    static CONVERSIONS: RefCell<Vec<(u64, Conversion)>> = const { RefCell::new(Vec::new()) };
+    // Keyed by the profile's whole bytes, not a hash of them: a crafted profile whose hash
+    // collided with Display P3's would otherwise hand its conversion to the next P3 image.
+    static CONVERSIONS: RefCell<Vec<Cached>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Whether `icc` changes RGB pixels at all (it is not sRGB and is usable on RGB).
@@ -86,18 +93,15 @@ pub fn cmyk_to_srgb(mut cmyk: Vec<u8>, width: u32, icc: &[u8], inverted: bool) -
 
 /// The conversion of `icc` to sRGB for pixels in `layout`, from this thread's cache.
 fn conversion(icc: &[u8], layout: Layout, space: DataColorSpace) -> Conversion {
-    let mut hasher = DefaultHasher::new();
-    (icc, layout as u8).hash(&mut hasher);
-    let key = hasher.finish();
     CONVERSIONS.with_borrow_mut(|cache| {
-        if let Some((_, conversion)) = cache.iter().find(|(k, _)| *k == key) {
-            return conversion.clone();
+        if let Some(hit) = cache.iter().find(|c| c.layout == layout && c.icc == icc) {
+            return hit.conversion.clone();
         }
         let conversion = build(icc, layout, space);
         if cache.len() == CACHED {
             cache.remove(0);
         }
-        cache.push((key, conversion.clone()));
+        cache.push(Cached { icc: icc.to_vec(), layout, conversion: conversion.clone() });
         conversion
     })
 }

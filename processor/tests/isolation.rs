@@ -304,8 +304,7 @@ fn corpus_inputs() -> Vec<Hostile> {
 
 /// Runs each input then every good one on one kernel thread with one recipe, as a long-lived
 /// worker does; returns what differed from a fresh thread's output, by the input that came before.
-fn carry_over(inputs: &[Hostile], limits: &Limits) -> Vec<String> {
-    let goods = goods();
+fn carry_over(inputs: &[Hostile], goods: &[Good], limits: &Limits) -> Vec<String> {
     let recipe = support::default_recipe();
     let pool = one_thread_pool();
     let mut differences = Vec::new();
@@ -313,7 +312,7 @@ fn carry_over(inputs: &[Hostile], limits: &Limits) -> Vec<String> {
         for input in inputs {
             // The outcome itself is checked elsewhere (corpus and hostile tests); here only what it leaves.
             let _ = process(&input.bytes, &recipe, limits);
-            for good in &goods {
+            for good in goods {
                 let got = match process(&good.bytes, &recipe, &Limits::default()) {
                     Ok(output) => output.renditions.into_iter().map(|r| (r.name, r.bytes)).collect(),
                     Err(e) => vec![("error".to_owned(), e.to_string().into_bytes())],
@@ -336,7 +335,12 @@ fn carry_over(inputs: &[Hostile], limits: &Limits) -> Vec<String> {
 
 /// Fails with the first carry-overs, if any.
 fn assert_isolated(inputs: &[Hostile], limits: &Limits) {
-    let differences = carry_over(inputs, limits);
+    assert_isolated_before(inputs, &goods(), limits);
+}
+
+/// Fails with the first carry-overs onto `goods`, if any.
+fn assert_isolated_before(inputs: &[Hostile], goods: &[Good], limits: &Limits) {
+    let differences = carry_over(inputs, goods, limits);
     assert!(
         differences.is_empty(),
         "{} carry-overs, first ones:\n{}",
@@ -400,4 +404,73 @@ fn no_corpus_file_changes_the_next_images_output() {
     for limits in [Limits::default(), all] {
         assert_isolated(&corpus_inputs(), &limits);
     }
+}
+
+/// `image` as a JPEG or a PNG carrying `icc`.
+fn tagged(image: &DynamicImage, icc: &[u8], format: ImageFormat) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (bytes, width, height, layout) = (image.as_bytes(), image.width(), image.height(), image.color().into());
+    if format == ImageFormat::Jpeg {
+        let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90);
+        encoder.set_icc_profile(icc.to_vec()).unwrap();
+        encoder.write_image(bytes, width, height, layout).unwrap();
+    } else {
+        let mut encoder = image::codecs::png::PngEncoder::new(&mut out);
+        encoder.set_icc_profile(icc.to_vec()).unwrap();
+        encoder.write_image(bytes, width, height, layout).unwrap();
+    }
+    out
+}
+
+#[test]
+fn no_colour_profile_changes_the_next_images_output() {
+    // The kernel remembers colour conversions per thread, by profile. Goods that go through
+    // them (Display P3 and Adobe RGB, JPEG and PNG) must come out as a fresh thread makes them
+    // after profiles that are damaged, cut, grey, near-copies of theirs, or a CMYK photo's.
+    let photo = support::noisy(120, 90);
+    let p3 = moxcms::ColorProfile::new_display_p3().encode().unwrap();
+    let adobe = moxcms::ColorProfile::new_adobe_rgb().encode().unwrap();
+    let mut goods = goods();
+    for (name, icc, format) in [
+        ("display p3 jpeg", &p3, ImageFormat::Jpeg),
+        ("display p3 png", &p3, ImageFormat::Png),
+        ("adobe rgb jpeg", &adobe, ImageFormat::Jpeg),
+    ] {
+        let bytes = tagged(&photo, icc, format);
+        let expected = one_thread_pool().install(|| renditions(&bytes, &support::default_recipe()));
+        goods.push(Good { name, bytes, expected });
+    }
+    // First, on the fresh thread: a valid profile of P3's length whose red differs, as a crafted
+    // look-alike would be; remembered first, it must not be what the good P3 images get.
+    let mut near_p3 = moxcms::ColorProfile::new_display_p3();
+    near_p3.red_colorant.x += 0.05;
+    let near_p3 = near_p3.encode().unwrap();
+    assert_eq!(near_p3.len(), p3.len());
+    let mut profiles: Vec<(String, Vec<u8>)> = vec![
+        ("a look-alike of display p3".into(), near_p3),
+        ("garbage".into(), (0..=255u8).cycle().take(600).collect()),
+        ("grey".into(), moxcms::ColorProfile::new_gray_with_gamma(2.2).encode().unwrap()),
+    ];
+    for (name, icc) in [("p3", &p3), ("adobe", &adobe)] {
+        for cut in [16, icc.len() / 2, icc.len() - 1] {
+            profiles.push((format!("{name} cut at {cut}"), icc[..cut].to_vec()));
+        }
+        for seed in 0..24u64 {
+            let mut flipped = icc.clone();
+            let at = (seed as usize * 7919) % flipped.len();
+            flipped[at] ^= 1 << (seed % 8);
+            profiles.push((format!("{name} with byte {at} flipped"), flipped));
+        }
+    }
+    let mut inputs: Vec<Hostile> = profiles
+        .iter()
+        .flat_map(|(name, icc)| {
+            [ImageFormat::Jpeg, ImageFormat::Png]
+                .map(|format| Hostile { name: format!("{name} in a {format:?}"), bytes: tagged(&photo, icc, format) })
+        })
+        .collect();
+    let cmyk = support::fixture("Channel_digital_image_CMYK_color.jpg");
+    inputs.push(Hostile { name: "the CMYK photo".into(), bytes: cmyk.clone() });
+    inputs.push(Hostile { name: "the CMYK photo, cut".into(), bytes: cmyk[..cmyk.len() / 2].to_vec() });
+    assert_isolated_before(&inputs, &goods, &Limits::default());
 }
