@@ -114,6 +114,9 @@ pub enum OutputFormat {
     Png,
     /// WebP, lossy with a quality, keeps alpha.
     Webp,
+    /// AVIF (AV1 still image through rav1e), lossy with a quality and an encoder speed, keeps
+    /// alpha; 8-bit 4:4:4 YCbCr.
+    Avif,
 }
 
 impl OutputFormat {
@@ -123,6 +126,7 @@ impl OutputFormat {
             Self::Jpeg => "jpeg",
             Self::Png => "png",
             Self::Webp => "webp",
+            Self::Avif => "avif",
         }
     }
 
@@ -140,6 +144,7 @@ impl OutputFormat {
             Self::Jpeg => "image/jpeg",
             Self::Png => "image/png",
             Self::Webp => "image/webp",
+            Self::Avif => "image/avif",
         }
     }
 

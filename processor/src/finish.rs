@@ -1,7 +1,7 @@
 //! The kernel's last stage: each upright rendition flattened onto the preset's background when
 //! its format has no alpha, watermarked when its preset says so, and encoded; in parallel.
 
-use crate::{Encoded, Recipe, encode, metadata};
+use crate::{Encoded, Recipe, encode};
 use image::DynamicImage;
 use imgpipe_core::ImageError;
 use rayon::prelude::*;
@@ -31,10 +31,7 @@ pub fn finish_all(upright: Vec<DynamicImage>, recipe: &Recipe, exif: Option<&[u8
                 stamp.apply(&mut image);
             }
             let watermarked = started.elapsed();
-            let mut bytes = encode::encode(&image, rendition.format, rendition.quality)?;
-            if let Some(tiff) = exif {
-                bytes = metadata::embed(bytes, rendition.format, tiff);
-            }
+            let bytes = encode::rendition(&image, rendition, exif)?;
             let encoded = Encoded {
                 name: rendition.name.clone(),
                 format: rendition.format,

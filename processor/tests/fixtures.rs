@@ -76,9 +76,43 @@ fn outputs_have_the_exact_size_each_fit_mode_promises() {
                 OutputFormat::Jpeg => image::ImageFormat::Jpeg,
                 OutputFormat::Png => image::ImageFormat::Png,
                 OutputFormat::Webp => image::ImageFormat::WebP,
+                OutputFormat::Avif => image::ImageFormat::Avif,
             };
             assert_eq!(format, expected, "{file} {}", rendition.name);
         }
+    }
+}
+
+#[test]
+fn avif_renditions_have_their_size_depth_and_alpha_and_follow_quality() {
+    let recipe = support::recipe(
+        r#"[presets.avif]
+        renditions = [
+          { name = "cover", width = 120, height = 200, fit = "cover", format = "avif" },
+          { name = "inside", width = 300, format = "avif", quality = 80, speed = 8 },
+          { name = "low", width = 300, format = "avif", quality = 30, speed = 8 },
+        ]"#,
+        "avif",
+    );
+    // (file, has alpha, `inside` size)
+    let cases = [
+        ("2569067123_aca715a2ee_o.jpg", false, (300, 245)),
+        ("alpha-premultiply-2048x1536-paper.png", true, (300, 225)),
+        ("Channel_digital_image_CMYK_color.jpg", false, (300, 200)),
+    ];
+    for (file, alpha, inside) in cases {
+        let out = process(&support::fixture(file), &recipe, &Limits::default()).unwrap();
+        let info: Vec<_> = out.renditions.iter().map(|r| support::avif_info(&r.bytes)).collect();
+        assert_eq!(
+            info,
+            [(120, 200, 8, alpha), (inside.0, inside.1, 8, alpha), (inside.0, inside.1, 8, alpha)],
+            "{file}"
+        );
+        assert!(out.renditions.iter().all(|r| r.format == OutputFormat::Avif));
+        let sizes: Vec<_> = out.renditions.iter().map(|r| (r.width, r.height)).collect();
+        assert_eq!(sizes, info.iter().map(|i| (i.0, i.1)).collect::<Vec<_>>(), "{file}");
+        let (high, low) = (out.renditions[1].bytes.len(), out.renditions[2].bytes.len());
+        assert!(low * 3 < high * 2, "{file}: quality 30 made {low} bytes, quality 80 {high}");
     }
 }
 
@@ -180,6 +214,9 @@ fn no_output_carries_exif_xmp_or_icc_metadata() {
                 OutputFormat::Webp => {
                     let chunks = chunk_names(&rendition.bytes, false);
                     assert!(chunks.iter().all(|c| !["EXIF", "XMP ", "ICCP"].contains(&c.as_str())), "{chunks:?}");
+                }
+                OutputFormat::Avif => {
+                    assert!(!rendition.bytes.windows(4).any(|w| w == b"Exif"), "{}", rendition.name);
                 }
                 OutputFormat::Png => {
                     let chunks = chunk_names(&rendition.bytes, true);

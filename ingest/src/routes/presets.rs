@@ -39,8 +39,11 @@ pub(crate) struct RenditionSummary {
     /// For `cover`: which part the crop keeps (`center`, `entropy` or `attention`).
     #[serde(skip_serializing_if = "Option::is_none")]
     gravity: Option<&'static str>,
-    /// Encoder quality (JPEG and WebP).
+    /// Encoder quality.
     quality: u8,
+    /// For `avif`: the encoder speed, 1 (smallest files) to 10 (fastest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speed: Option<u8>,
     /// Whether the preset's watermark is drawn on it.
     watermark: bool,
 }
@@ -66,6 +69,7 @@ impl From<&Rendition> for RenditionSummary {
             height,
             gravity,
             quality: rendition.quality,
+            speed: (rendition.format == OutputFormat::Avif).then_some(rendition.speed),
             watermark: rendition.watermark,
         }
     }

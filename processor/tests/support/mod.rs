@@ -45,6 +45,28 @@ pub fn default_recipe() -> Recipe {
     Recipe::text_only(PresetCatalog::builtin().get("default").unwrap().clone()).unwrap()
 }
 
+/// What an AVIF file holds, from its container and AV1 sequence headers (nothing here decodes
+/// AV1): width, height, bit depth, whether it has an alpha item.
+pub fn avif_info(bytes: &[u8]) -> (u32, u32, u8, bool) {
+    let avif = avif_parse::read_avif(&mut std::io::Cursor::new(bytes)).expect("a valid AVIF container");
+    let colour = avif.primary_item_metadata().expect("an AV1 sequence header");
+    assert!(colour.still_picture, "an AVIF still image");
+    if let Some(alpha) = avif.alpha_item_metadata().expect("a valid alpha item") {
+        assert_eq!((alpha.max_frame_width, alpha.max_frame_height), (colour.max_frame_width, colour.max_frame_height));
+    }
+    (colour.max_frame_width.get(), colour.max_frame_height.get(), colour.bit_depth, avif.alpha_item.is_some())
+}
+
+/// A rendition's width and height: decoded by the `image` crate, or read from AVIF's headers.
+pub fn rendition_size(bytes: &[u8]) -> (u32, u32) {
+    if bytes.get(4..12) == Some(b"ftypavif") {
+        let (width, height, ..) = avif_info(bytes);
+        return (width, height);
+    }
+    let decoded = image::load_from_memory(bytes).unwrap();
+    (decoded.width(), decoded.height())
+}
+
 /// Encodes `image` in `format` with the `image` crate (for generated test inputs).
 pub fn encode_with_image(image: &DynamicImage, format: image::ImageFormat) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
