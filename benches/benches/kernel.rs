@@ -170,6 +170,18 @@ fn bench_encode(c: &mut Criterion, inputs: &Inputs) {
     group.bench_function("webp q80 256x256", |b| b.iter(|| encode::encode(black_box(&thumb), OutputFormat::Webp, 80)));
     group.bench_function("png rgba 512x384", |b| b.iter(|| encode::encode(black_box(&rgba), OutputFormat::Png, 80)));
     group.finish();
+
+    // AVIF costs tens to hundreds of milliseconds per image: fewer samples. rav1e works on the
+    // global rayon pool (every core), as in the kernel.
+    let mut group = c.benchmark_group("encode avif");
+    group.sample_size(10);
+    for speed in [4, 6, 8] {
+        group.bench_function(format!("q60 speed {speed} 256x256"), |b| {
+            b.iter(|| encode::avif(black_box(&thumb), 60, speed, None))
+        });
+    }
+    group.bench_function("q60 speed 6 720x588", |b| b.iter(|| encode::avif(black_box(&out), 60, 6, None)));
+    group.finish();
 }
 
 fn bench_whole(c: &mut Criterion, inputs: &Inputs) {

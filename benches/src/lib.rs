@@ -17,6 +17,27 @@ pub const SHARP_WORKLOAD_TOML: &str = r#"
 renditions = [{ name = "out", width = 720, height = 588, fit = "cover", format = "jpeg", quality = 80 }]
 "#;
 
+/// imgpipe's side of `compare --workload avif`: sharp's workload as an AVIF at quality 60, rav1e
+/// speed 6 (the defaults of an `avif` rendition).
+pub const AVIF_WORKLOAD_TOML: &str = r#"
+[presets.avif-bench]
+renditions = [{ name = "out", width = 720, height = 588, fit = "cover", format = "avif", quality = 60, speed = 6 }]
+"#;
+
+/// An image file's width and height: from its headers, AVIF's included (from the container and
+/// its AV1 sequence header; the `image` crate here reads no AVIF).
+pub fn image_size(path: &Path) -> anyhow::Result<(u32, u32)> {
+    use anyhow::Context;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if bytes.get(4..12) == Some(b"ftypavif") {
+        let avif = avif_parse::read_avif(&mut std::io::Cursor::new(&bytes))
+            .map_err(|e| anyhow::anyhow!("{}: not a valid AVIF: {e:?}", path.display()))?;
+        let meta = avif.primary_item_metadata().map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
+        return Ok((meta.max_frame_width.get(), meta.max_frame_height.get()));
+    }
+    image::image_dimensions(path).with_context(|| format!("reading {}", path.display()))
+}
+
 /// The fixtures directory: `$IMGPIPE_FIXTURES`, else `../shared/fixtures` beside the checkout.
 pub fn fixtures_dir() -> PathBuf {
     std::env::var_os("IMGPIPE_FIXTURES")

@@ -103,12 +103,12 @@ pub enum MetadataField {
     Gps,
 }
 
-/// An AVIF rendition's encoder speed when its preset names none: rav1e's speed 6 spends about a
-/// tenth of speed 1's time for a few percent more bytes (README "AVIF").
+/// An AVIF rendition's encoder speed when its preset names none (rav1e's 1..=10; README "AVIF"
+/// has what speeds 4, 6 and 8 cost).
 pub const DEFAULT_AVIF_SPEED: u8 = 6;
 
-/// An AVIF rendition's quality when its preset names none. AVIF at 60 looks like JPEG at about
-/// 80, in fewer bytes.
+/// An AVIF rendition's quality when its preset names none: about sharp's AVIF quality 45
+/// (README "AVIF").
 pub const DEFAULT_AVIF_QUALITY: u8 = 60;
 
 /// One output of a preset.
@@ -617,6 +617,11 @@ mod tests {
             ("{ name = \"x\", width = 5, height = 5, fit = \"exact\", format = \"png\", upscale = true }", "upscale"),
             ("{ name = \"x\", width = 5, format = \"png\", gravity = \"entropy\" }", "gravity"),
             ("{ name = \"x\", width = 5, height = 5, fit = \"cover\", format = \"png\", gravity = \"face\" }", "face"),
+            (
+                "{ name = \"x\", width = 5, format = \"webp\", speed = 4 }",
+                "renditions[0].speed: only applies to `avif`",
+            ),
+            ("{ name = \"x\", width = 5, format = \"avif\", speed = 11 }", "speed must be 1..=10, got 11"),
         ];
         for (rendition, field) in cases {
             let err = error_of(&format!("[presets.p]\nrenditions = [{rendition}]\n"));
@@ -642,6 +647,20 @@ mod tests {
             "[presets.p]\nwatermark = { text = \"a\", position = \"middle\" }\nrenditions = [{ name = \"a\", width = 5, format = \"png\" }]",
         );
         assert!(bad_anchor.contains("middle") && bad_anchor.contains("line 2"), "{bad_anchor}");
+    }
+
+    #[test]
+    fn avif_takes_a_speed_and_has_its_own_defaults() {
+        let catalog = PresetCatalog::from_toml(
+            "[presets.p]\nrenditions = [{ name = \"a\", width = 5, format = \"avif\" }, { name = \"b\", width = 5, format = \"avif\", quality = 70, speed = 9 }]",
+        )
+        .unwrap();
+        let renditions = &catalog.get("p").unwrap().renditions;
+        let settings: Vec<_> = renditions.iter().map(|r| (r.format, r.quality, r.speed)).collect();
+        assert_eq!(
+            settings,
+            [(OutputFormat::Avif, DEFAULT_AVIF_QUALITY, DEFAULT_AVIF_SPEED), (OutputFormat::Avif, 70, 9)]
+        );
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub enum Workload {
     /// imgpipe's built-in `default` preset: a 256×256 WebP thumb and 1024- and 2048-wide
     /// watermarked JPEGs, on sharp's photo as a baseline JPEG, a progressive JPEG and a PNG.
     Default,
+    /// sharp's workload as an AVIF at quality 60: rav1e (imgpipe, speed 6) against libaom
+    /// (sharp's libheif, effort 4, its default), on sharp's photo.
+    Avif,
 }
 
 impl Workload {
@@ -64,6 +67,7 @@ impl Workload {
         match self {
             Workload::Sharp => ("sharp-bench", Some(benches::SHARP_WORKLOAD_TOML)),
             Workload::Default => (imgpipe_core::preset::DEFAULT_PRESET, None),
+            Workload::Avif => ("avif-bench", Some(benches::AVIF_WORKLOAD_TOML)),
         }
     }
 
@@ -71,6 +75,7 @@ impl Workload {
     pub fn output(self) -> &'static str {
         match self {
             Workload::Sharp => "720x588 lanczos3 jpeg q80",
+            Workload::Avif => "720x588 lanczos3 avif q60, 8-bit 4:4:4 (imgpipe: rav1e speed 6; sharp: libaom effort 4)",
             Workload::Default => {
                 "preset default: thumb 256x256 webp q80, medium 1024w jpeg q82 + watermark, large 2048w jpeg q85 + watermark (the large one is kept)"
             }
@@ -82,6 +87,15 @@ impl Workload {
         match self {
             Workload::Sharp => Tool::value_variants(),
             Workload::Default => &[Tool::Imgpipe, Tool::ImgpipePipeline, Tool::Sharp],
+            Workload::Avif => &[Tool::Imgpipe, Tool::Sharp],
+        }
+    }
+
+    /// The file extension of the output kept.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Workload::Sharp | Workload::Default => "jpg",
+            Workload::Avif => "avif",
         }
     }
 
@@ -90,6 +104,7 @@ impl Workload {
         match self {
             Workload::Sharp => "sharp.mjs",
             Workload::Default => "sharp-default.mjs",
+            Workload::Avif => "sharp-avif.mjs",
         }
     }
 }

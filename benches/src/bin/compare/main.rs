@@ -3,10 +3,12 @@
 //! encoded as JPEG quality 80 — single-threaded and with all cores. `--workload default` runs
 //! imgpipe's built-in `default` preset instead (three renditions, two watermarked) on the same
 //! photo as a baseline JPEG, a progressive JPEG and a PNG, against sharp making the same outputs.
+//! `--workload avif` makes sharp's 720×588 as an AVIF instead: rav1e against sharp's libaom.
 //!
 //! ```text
 //! cargo run --release -p benches --bin compare [-- --rounds 7 --per-round 20 --only imgpipe,sharp]
 //! cargo run --release -p benches --bin compare -- --workload default
+//! cargo run --release -p benches --bin compare -- --workload avif
 //! ```
 //!
 //! Peers are installed on first use into `target/compare/`: npm `sharp@0.35.5`, a venv with
@@ -119,7 +121,7 @@ fn main() -> Result<()> {
     let scratch = Scratch::new()?;
     let inputs = match (args.input, args.workload) {
         (Some(input), _) => vec![("input", input)],
-        (None, Workload::Sharp) => vec![("baseline JPEG", fixtures_dir().join(SHARP_BENCH_IMAGE))],
+        (None, Workload::Sharp | Workload::Avif) => vec![("baseline JPEG", fixtures_dir().join(SHARP_BENCH_IMAGE))],
         (None, Workload::Default) => benches::default_workload_inputs(&scratch.0)?,
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -141,6 +143,7 @@ fn main() -> Result<()> {
         let run_dir = match args.workload {
             Workload::Sharp => out_dir.clone(),
             Workload::Default => out_dir.join(format!("default-{slug}")),
+            Workload::Avif => out_dir.join("avif"),
         };
         let scratch_dir = scratch.0.join(&slug);
         for dir in [&run_dir, &scratch_dir] {

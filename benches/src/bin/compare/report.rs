@@ -54,8 +54,7 @@ impl Row {
         let ms_per_image = ms_per_image(&measured.rounds_ms, images_per_round);
         ensure!(ms_per_image.is_finite() && ms_per_image > 0.0, "{tool} reported a time of {ms_per_image} ms");
         let bytes = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
-        let (out_width, out_height) =
-            image::image_dimensions(path).with_context(|| format!("reading {}", path.display()))?;
+        let (out_width, out_height) = benches::image_size(path)?;
         Ok(Self {
             tool,
             threads,

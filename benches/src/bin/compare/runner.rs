@@ -90,7 +90,7 @@ pub fn run_all(
                     "{tool}, {threads} thread(s), pass {pass} of {passes}: {} warm-up + {} × {} images",
                     plan.warmup, plan.rounds, plan.per_round
                 );
-                let image = out_dir.join(format!("{tool}.jpg"));
+                let image = out_dir.join(format!("{tool}.{}", setup.workload.extension()));
                 let job = Job { input, threads, plan, image: &image, scratch };
                 let before = CpuSample::now();
                 let measured = runner.run(&job);
