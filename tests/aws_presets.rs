@@ -40,7 +40,10 @@ renditions = [
 
 [presets.caption]
 watermark = { text = "imgpipe", position = "top-left", opacity = 1.0, scale = 0.5 }
-renditions = [{ name = "card", width = 200, format = "jpeg", quality = 70, watermark = true }]
+renditions = [
+  { name = "card", width = 200, format = "jpeg", quality = 70, watermark = true },
+  { name = "card-avif", width = 200, format = "avif", speed = 10, watermark = true },
+]
 "##;
 
 fn png(image: &RgbaImage) -> Vec<u8> {
@@ -199,6 +202,12 @@ async fn custom_presets_from_s3_make_their_renditions_with_the_logo() {
     assert_eq!(small, (OutputFormat::Png, 320, 240));
     assert_eq!(stack.rendition(custom, "tiny").await.0, (OutputFormat::Webp, 64, 48));
     assert_eq!(stack.rendition(caption, "card").await.0, (OutputFormat::Jpeg, 200, 150));
+    let record = stack.metadata.get(caption).await.unwrap().unwrap();
+    let avif = record.renditions.iter().find(|r| r.name == "card-avif").unwrap();
+    assert_eq!((avif.format, avif.width, avif.height), (OutputFormat::Avif, 200, 150));
+    let (bytes, info) = stack.processed.get(&avif.key).await.unwrap();
+    assert_eq!((info.meta.content_type.as_str(), &bytes[4..12]), ("image/avif", &b"ftypavif"[..]));
+    assert!(avif.key.ends_with("/card-avif.avif"), "{}", avif.key);
     let names: Vec<String> =
         stack.metadata.get(custom).await.unwrap().unwrap().renditions.into_iter().map(|r| r.name).collect();
     assert_eq!(names, ["small", "tiny"]);
