@@ -117,6 +117,9 @@ pub enum OutputFormat {
     /// AVIF (AV1 still image through rav1e), lossy with a quality and an encoder speed, keeps
     /// alpha; 8-bit 4:4:4 YCbCr.
     Avif,
+    /// GIF, 256 colours per frame, transparent or opaque pixels; the one format every client
+    /// animates. Quality does not apply.
+    Gif,
 }
 
 impl OutputFormat {
@@ -127,6 +130,7 @@ impl OutputFormat {
             Self::Png => "png",
             Self::Webp => "webp",
             Self::Avif => "avif",
+            Self::Gif => "gif",
         }
     }
 
@@ -145,7 +149,13 @@ impl OutputFormat {
             Self::Png => "image/png",
             Self::Webp => "image/webp",
             Self::Avif => "image/avif",
+            Self::Gif => "image/gif",
         }
+    }
+
+    /// Whether the format can carry an animation.
+    pub fn can_animate(self) -> bool {
+        matches!(self, Self::Webp | Self::Gif)
     }
 
     /// Whether the format can carry an alpha channel.

@@ -13,8 +13,11 @@ pub struct Limits {
     pub max_pixels: u64,
     /// Longest accepted side, in pixels.
     pub max_side: u32,
-    /// Most frames an animated image may declare (only the first is rendered).
+    /// Most frames an animated image may declare.
     pub max_frames: u32,
+    /// Most pixels, summed over its frames, of an animation kept animated (frames × width ×
+    /// height, from the headers): over it, `animated` renditions get the first frame alone.
+    pub max_animation_pixels: u64,
     /// Most bytes a decoder may allocate for one image (pixels, colour profiles, metadata).
     pub max_alloc: u64,
     /// Most scans a progressive JPEG may have: each one is another pass over every coefficient,
@@ -42,6 +45,9 @@ impl Default for Limits {
             max_pixels: 50_000_000,
             max_side: 16_383,
             max_frames: 100,
+            // A 1000×1000 animation of 100 frames, or a 480×270 one of 100 frames at 8× the
+            // budget's margin: seconds of CPU, never minutes (README "Animation").
+            max_animation_pixels: 100_000_000,
             // 50 MP of 16-bit RGBA is 400 MB; anything above that is not a picture anyone uploads.
             max_alloc: 448 * 1024 * 1024,
             // Encoders write about 10 scans; libjpeg-turbo suggests a limit of 500 for untrusted data.

@@ -127,6 +127,10 @@ pub struct Rendition {
     pub speed: u8,
     /// Whether the preset's watermark is drawn on it.
     pub watermark: bool,
+    /// Whether an animated original (GIF, WebP, APNG) stays animated in it (WebP and GIF only,
+    /// within [`Limits::max_animation_pixels`](crate::Limits)); otherwise, as for stills, it
+    /// shows the first frame.
+    pub animated: bool,
 }
 
 /// How an image is fitted to a rendition's box.
@@ -340,6 +344,8 @@ struct RawRendition {
     #[serde(default)]
     watermark: bool,
     #[serde(default)]
+    animated: bool,
+    #[serde(default)]
     upscale: bool,
     gravity: Option<Gravity>,
 }
@@ -498,10 +504,13 @@ impl RawRendition {
         if self.speed.is_some() && self.format != OutputFormat::Avif {
             return Err("speed: only applies to `avif` (the AV1 encoder's effort)".into());
         }
+        if self.animated && !self.format.can_animate() {
+            return Err("animated: only `webp` and `gif` renditions can be animated".into());
+        }
         let default_quality = match self.format {
             OutputFormat::Webp => 80,
             OutputFormat::Avif => DEFAULT_AVIF_QUALITY,
-            OutputFormat::Jpeg | OutputFormat::Png => 82,
+            OutputFormat::Jpeg | OutputFormat::Png | OutputFormat::Gif => 82,
         };
         Ok(Rendition {
             name: name.0,
@@ -510,6 +519,7 @@ impl RawRendition {
             quality: self.quality.map_or(default_quality, |q| q.0),
             speed: self.speed.map_or(DEFAULT_AVIF_SPEED, |s| s.0),
             watermark: self.watermark,
+            animated: self.animated,
         })
     }
 }
@@ -613,7 +623,8 @@ mod tests {
             ("{ name = \"x\", width = 5, fit = \"cover\", format = \"png\" }", "renditions[0].height"),
             ("{ name = \"Bad Name\", width = 5, format = \"png\" }", "renditions[0].name"),
             ("{ name = \"x\", width = 5, format = \"png\", watermark = true }", "renditions[0].watermark"),
-            ("{ name = \"x\", width = 5, format = \"gif\" }", "format"),
+            ("{ name = \"x\", width = 5, format = \"bmp\" }", "format"),
+            ("{ name = \"x\", width = 5, format = \"png\", animated = true }", "renditions[0].animated"),
             ("{ name = \"x\", width = 5, height = 5, fit = \"exact\", format = \"png\", upscale = true }", "upscale"),
             ("{ name = \"x\", width = 5, format = \"png\", gravity = \"entropy\" }", "gravity"),
             ("{ name = \"x\", width = 5, height = 5, fit = \"cover\", format = \"png\", gravity = \"face\" }", "face"),

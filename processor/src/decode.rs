@@ -129,8 +129,22 @@ fn decode_image_rs(bytes: &[u8], header: &Header, limits: &Limits) -> Result<(De
         InputFormat::Tiff => image::ImageFormat::Tiff,
         InputFormat::Bmp => image::ImageFormat::Bmp,
     };
-    // The allocation budget is fixed before the decoder exists: PNG applies it to every chunk it
-    // inflates while reading headers, so a small file with a huge colour profile stops here.
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(decoder_limits(header, limits));
+    let mut decoder = reader.into_decoder().map_err(classify)?;
+    let (width, height) = decoder.dimensions();
+    check_size(width, height, limits)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    // A profile that cannot be read is ignored, as browsers ignore it.
+    let icc = decoder.icc_profile().ok().flatten();
+    let image = DynamicImage::from_decoder(decoder).map_err(classify)?;
+    Ok((Decoded { image, orientation, size: header.size().unwrap_or((width, height)) }, icc))
+}
+
+/// The `image` crate's limits for one image (or one frame) of `header`. The allocation budget is
+/// fixed before the decoder exists: PNG applies it to every chunk it inflates while reading
+/// headers, so a small file with a huge colour profile stops there.
+fn decoder_limits(header: &Header, limits: &Limits) -> image::Limits {
     let budget = match header.size() {
         None => limits.max_alloc,
         Some((width, height)) => {
@@ -142,16 +156,59 @@ fn decode_image_rs(bytes: &[u8], header: &Header, limits: &Limits) -> Result<(De
     image_limits.max_image_width = Some(limits.max_side);
     image_limits.max_image_height = Some(limits.max_side);
     image_limits.max_alloc = Some(budget);
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    reader.limits(image_limits);
-    let mut decoder = reader.into_decoder().map_err(classify)?;
-    let (width, height) = decoder.dimensions();
-    check_size(width, height, limits)?;
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    image_limits
+}
+
+/// One frame of an animation: a whole canvas (the frame composed over the ones before it, as
+/// the file says), 8-bit sRGB, and how long it shows in milliseconds.
+pub type Frame = (DynamicImage, u32);
+
+/// Decodes the frames of an animated GIF, WebP or PNG (APNG) one at a time, under the same
+/// per-image limits as [`decode`], with an embedded profile applied to each.
+///
+/// Delays of 10 ms or less come out as 100 ms: what browsers play for them.
+pub fn frames<'a>(
+    bytes: &'a [u8],
+    header: &Header,
+    limits: &Limits,
+) -> Result<impl Iterator<Item = Result<Frame, ImageError>> + 'a, ImageError> {
+    use image::AnimationDecoder;
+    use image::codecs::{gif::GifDecoder, png::PngDecoder, webp::WebPDecoder};
+    let image_limits = decoder_limits(header, limits);
+    let cursor = Cursor::new(bytes);
     // A profile that cannot be read is ignored, as browsers ignore it.
-    let icc = decoder.icc_profile().ok().flatten();
-    let image = DynamicImage::from_decoder(decoder).map_err(classify)?;
-    Ok((Decoded { image, orientation, size: header.size().unwrap_or((width, height)) }, icc))
+    let (frames, icc) = match header.format {
+        InputFormat::Gif => {
+            let mut decoder = GifDecoder::new(cursor).map_err(classify)?;
+            decoder.set_limits(image_limits).map_err(classify)?;
+            (decoder.into_frames(), None)
+        }
+        InputFormat::Webp => {
+            let mut decoder = WebPDecoder::new(cursor).map_err(classify)?;
+            decoder.set_limits(image_limits).map_err(classify)?;
+            let icc = decoder.icc_profile().ok().flatten();
+            (decoder.into_frames(), icc)
+        }
+        InputFormat::Png => {
+            let mut decoder = PngDecoder::with_limits(cursor, image_limits).map_err(classify)?;
+            let icc = decoder.icc_profile().ok().flatten();
+            (decoder.apng().map_err(classify)?.into_frames(), icc)
+        }
+        other => return Err(internal(format!("{other} images have no frames"))),
+    };
+    Ok(frames.map(move |frame| {
+        let frame = frame.map_err(classify)?;
+        let (numer, denom) = frame.delay().numer_denom_ms();
+        let delay = match numer / denom.max(1) {
+            0..=10 => 100,
+            ms => ms,
+        };
+        let mut image = to_rgb_or_rgba(DynamicImage::ImageRgba8(frame.into_buffer()));
+        if let Some(icc) = &icc {
+            colour::rgb_to_srgb(&mut image, icc)?;
+        }
+        Ok((image, delay))
+    }))
 }
 
 /// Maps the `image` crate's errors onto our taxonomy.

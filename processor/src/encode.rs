@@ -1,7 +1,9 @@
 //! Encoding: JPEG through libjpeg-turbo (SIMD), WebP through libwebp, PNG through the `png` crate,
-//! AVIF through rav1e (ravif). Encoders write pixels and only the EXIF fields a preset keeps
+//! AVIF through rav1e (ravif), GIF through the `gif` crate (NeuQuant palettes); animations as
+//! WebP (libwebp's animation encoder) or GIF. Encoders write pixels and only the EXIF fields a preset keeps
 //! (`metadata`): no GPS or XMP reaches a rendition otherwise.
 
+use crate::decode::Frame;
 use crate::metadata;
 use image::{DynamicImage, ExtendedColorType, ImageEncoder};
 use imgpipe_core::preset::Rendition;
@@ -71,7 +73,115 @@ pub fn encode(image: &DynamicImage, format: OutputFormat, quality: u8) -> Result
             Ok(out)
         }
         OutputFormat::Avif => avif(image, quality, imgpipe_core::preset::DEFAULT_AVIF_SPEED, None),
+        OutputFormat::Gif => gif(&[(image.clone(), 0)]),
     }
+}
+
+/// Encodes `frames` (all of one size) as an animation in `rendition`'s format, WebP or GIF,
+/// looping forever.
+pub fn animation(frames: &[Frame], rendition: &Rendition) -> Result<Vec<u8>, ImageError> {
+    if frames.is_empty() {
+        return Err(ImageError::internal("an animation of no frames"));
+    }
+    match rendition.format {
+        OutputFormat::Gif => gif(frames),
+        OutputFormat::Webp => {
+            let rgba: Vec<(image::RgbaImage, u32)> =
+                frames.iter().map(|(image, delay)| (image.to_rgba8(), *delay)).collect();
+            webp_animation(&rgba, f32::from(rendition.quality))
+        }
+        other => Err(ImageError::internal(format!("{other} cannot be animated"))),
+    }
+}
+
+/// Encodes RGBA frames of one size as a lossy animated WebP looping forever, through libwebp's
+/// animation encoder (which stores only what changes from frame to frame).
+fn webp_animation(frames: &[(image::RgbaImage, u32)], quality: f32) -> Result<Vec<u8>, ImageError> {
+    use libwebp_sys as sys;
+    use std::ffi::c_int;
+    use std::ptr::{null, null_mut};
+
+    /// Deletes the encoder however the encoding ends.
+    struct Encoder(*mut sys::WebPAnimEncoder);
+    impl Drop for Encoder {
+        fn drop(&mut self) {
+            // SAFETY: made by WebPAnimEncoderNewInternal, deleted once, here.
+            unsafe { sys::WebPAnimEncoderDelete(self.0) }
+        }
+    }
+    let error = |encoder: &Encoder, what: &str| {
+        // SAFETY: a live encoder; the message is a NUL-terminated string it owns.
+        let message = unsafe { std::ffi::CStr::from_ptr(sys::WebPAnimEncoderGetError(encoder.0)) };
+        failed(format!("{what}: {}", message.to_string_lossy()))
+    };
+    let Some((first, _)) = frames.first() else { return Err(ImageError::internal("an animation of no frames")) };
+    let (width, height) = first.dimensions();
+    let (Ok(w), Ok(h)) = (c_int::try_from(width), c_int::try_from(height)) else {
+        return Err(ImageError::internal("frame too large for libwebp"));
+    };
+    let mut config = sys::WebPConfig::new().map_err(|()| failed("libwebp refused its default config"))?;
+    config.quality = quality;
+    config.alpha_compression = 1;
+    // SAFETY: every pointer handed to libwebp is either one it made (the encoder, the picture's
+    // buffers, the assembled data, each freed once) or borrows a live Rust value for the call
+    // (options, config, pixels, which are `width`×`height`×4 bytes: RgbaImage guarantees it).
+    unsafe {
+        let abi = sys::WebPGetMuxABIVersion();
+        let mut options = std::mem::MaybeUninit::<sys::WebPAnimEncoderOptions>::uninit();
+        if sys::WebPAnimEncoderOptionsInitInternal(options.as_mut_ptr(), abi) == 0 {
+            return Err(failed("libwebp's animation encoder has another ABI"));
+        }
+        // Its defaults: loop forever, every frame lossy as the config says.
+        let options = options.assume_init();
+        let encoder = Encoder(sys::WebPAnimEncoderNewInternal(w, h, &options, abi));
+        if encoder.0.is_null() {
+            return Err(failed("libwebp could not make an animation encoder"));
+        }
+        let mut timestamp: c_int = 0;
+        for (pixels, delay) in frames {
+            let mut picture = sys::WebPPicture::new().map_err(|()| failed("libwebp refused a picture"))?;
+            picture.use_argb = 1;
+            picture.width = w;
+            picture.height = h;
+            let added = sys::WebPPictureImportRGBA(&mut picture, pixels.as_ptr(), w * 4) != 0
+                && sys::WebPAnimEncoderAdd(encoder.0, &mut picture, timestamp, &config) != 0;
+            sys::WebPPictureFree(&mut picture);
+            if !added {
+                return Err(error(&encoder, "adding a frame"));
+            }
+            timestamp = timestamp.saturating_add(c_int::try_from(*delay).unwrap_or(c_int::MAX));
+        }
+        // The end of the last frame, so that it keeps its own delay.
+        if sys::WebPAnimEncoderAdd(encoder.0, null_mut(), timestamp, null()) == 0 {
+            return Err(error(&encoder, "ending the animation"));
+        }
+        let mut data = sys::WebPData::default();
+        if sys::WebPAnimEncoderAssemble(encoder.0, &mut data) == 0 {
+            return Err(error(&encoder, "assembling the animation"));
+        }
+        let bytes = std::slice::from_raw_parts(data.bytes, data.size).to_vec();
+        sys::WebPDataClear(&mut data);
+        Ok(bytes)
+    }
+}
+
+/// Encodes frames as a GIF (one frame: a still GIF), each with its own palette; pixels under
+/// half opacity become transparent.
+fn gif(frames: &[Frame]) -> Result<Vec<u8>, ImageError> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    let mut out = Vec::new();
+    {
+        // Speed 10 is the `gif` crate's default: NeuQuant sampling every 10th pixel.
+        let mut encoder = GifEncoder::new_with_speed(&mut out, 10);
+        if frames.len() > 1 {
+            encoder.set_repeat(Repeat::Infinite).map_err(failed)?;
+        }
+        for (image, delay) in frames {
+            let delay = image::Delay::from_numer_denom_ms(*delay, 1);
+            encoder.encode_frame(image::Frame::from_parts(image.to_rgba8(), 0, 0, delay)).map_err(failed)?;
+        }
+    }
+    Ok(out)
 }
 
 /// Encodes an `Rgb8` or `Rgba8` image as an 8-bit AVIF at `quality` (1..=100) and `speed`
@@ -167,7 +277,8 @@ mod tests {
     #[test]
     fn every_format_round_trips_its_size() {
         let image = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(33, 17, image::Rgb([200, 10, 10])));
-        for format in [OutputFormat::Jpeg, OutputFormat::Webp, OutputFormat::Png, OutputFormat::Avif] {
+        for format in [OutputFormat::Jpeg, OutputFormat::Webp, OutputFormat::Png, OutputFormat::Avif, OutputFormat::Gif]
+        {
             let bytes = encode(&image, format, 80).unwrap();
             let size = if format == OutputFormat::Avif {
                 let avif = avif_parse::read_avif(&mut std::io::Cursor::new(&bytes)).unwrap();

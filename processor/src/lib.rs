@@ -8,8 +8,10 @@
 //! - [`resize`]: SIMD Lanczos3 with one reusable `Resizer` per thread; [`gravity`]: where a
 //!   `cover` crop sits (centre, entropy, attention); [`placeholder`]: ThumbHash and dominant colour.
 //! - [`watermark`]: cached text or logo overlays, blended over the covered pixels only.
-//! - [`encode`]: JPEG (libjpeg-turbo), WebP (libwebp), PNG; no metadata is written, but for the
-//!   EXIF fields a preset keeps ([`metadata`]).
+//! - [`encode`]: JPEG (libjpeg-turbo), WebP (libwebp), PNG, AVIF (rav1e), GIF; no metadata is
+//!   written, but for the EXIF fields a preset keeps ([`metadata`]).
+//! - [`animation`]: animated GIF, WebP and PNG kept animated, frame by frame, for renditions that
+//!   ask for it.
 //!
 //! [`process`] runs them in three stages: a plan (`plan`: each rendition's target, largest
 //! first), one decode, then `resize::resize_all` (every rendition from the smallest
@@ -26,6 +28,7 @@
 
 #![warn(missing_docs)]
 
+pub mod animation;
 pub mod chunk;
 pub mod colour;
 pub mod decode;
@@ -47,6 +50,7 @@ pub mod workflow;
 
 pub use recipe::{Recipe, RecipeError};
 
+use finish::Pixels;
 use geometry::swaps_axes;
 use image::metadata::Orientation;
 use imgpipe_core::record::Placeholder;
@@ -121,6 +125,10 @@ fn run(bytes: &[u8], recipe: &Recipe, limits: &Limits) -> Result<Output, ImageEr
     let started = Instant::now();
     let renditions = &recipe.preset().renditions;
     let header = probe::probe(bytes, limits)?;
+    if animation::applies(&header, recipe, limits) {
+        let resized = animation::resize_all(bytes, &header, recipe, limits)?;
+        return finish(bytes, &header, recipe, resized);
+    }
     if planar::applies(&header, recipe)
         && let Some(output) = planar::process(bytes, &header, recipe, limits)?
     {
@@ -141,10 +149,34 @@ fn run(bytes: &[u8], recipe: &Recipe, limits: &Limits) -> Result<Output, ImageEr
     let (size, orientation) = (decoded.size, decoded.orientation);
     let plan = Plan::new(renditions, size, orientation);
     let (upright, placeholder) = resize::resize_all(decoded, &plan)?;
-    let resize_time = started.elapsed();
+    let resized = Resized {
+        upright: upright.into_iter().map(Pixels::Still).collect(),
+        placeholder,
+        size,
+        orientation,
+        decode: decode_time,
+        resize: started.elapsed(),
+    };
+    finish(bytes, &header, recipe, resized)
+}
 
+/// What the resize stage hands on: every rendition's upright pixels, in preset order, and what
+/// decoding and resizing learnt and took.
+pub(crate) struct Resized {
+    upright: Vec<Pixels>,
+    placeholder: Placeholder,
+    /// The original's size, as stored.
+    size: geometry::Size,
+    orientation: Orientation,
+    decode: Duration,
+    resize: Duration,
+}
+
+/// Finishes and encodes every rendition, and reports the facts.
+fn finish(bytes: &[u8], header: &probe::Header, recipe: &Recipe, resized: Resized) -> Result<Output, ImageError> {
     let exif = metadata::kept(bytes, &recipe.preset().keep_metadata);
-    let finished = finish::finish_all(upright, recipe, exif.as_deref())?;
+    let finished = finish::finish_all(resized.upright, recipe, exif.as_deref())?;
+    let (size, orientation) = (resized.size, resized.orientation);
     let (width, height) = if swaps_axes(orientation) { (size.1, size.0) } else { size };
     Ok(Output {
         facts: Facts {
@@ -152,10 +184,10 @@ fn run(bytes: &[u8], recipe: &Recipe, limits: &Limits) -> Result<Output, ImageEr
             width,
             height,
             orientation: orientation.to_exif(),
-            placeholder,
+            placeholder: resized.placeholder,
             timings: Timings {
-                decode: decode_time,
-                resize: resize_time,
+                decode: resized.decode,
+                resize: resized.resize,
                 watermark: finished.watermark,
                 encode: finished.encode,
             },

@@ -65,13 +65,13 @@ fn belongs(tag: Tag, group: MetadataField) -> bool {
 /// `encoded` (a rendition in `format`) with `tiff` (from [`kept`]) embedded as its EXIF.
 ///
 /// AVIF is returned as it is: its EXIF is an item of the container the encoder writes, so
-/// [`encode::avif`](crate::encode::avif) takes it.
+/// [`encode::avif`](crate::encode::avif) takes it. GIF has no place for EXIF.
 pub fn embed(encoded: Vec<u8>, format: OutputFormat, tiff: &[u8]) -> Vec<u8> {
     match format {
         OutputFormat::Jpeg => embed_jpeg(encoded, tiff),
         OutputFormat::Png => embed_png(encoded, tiff),
         OutputFormat::Webp => embed_webp(encoded, tiff),
-        OutputFormat::Avif => encoded,
+        OutputFormat::Avif | OutputFormat::Gif => encoded,
     }
 }
 

@@ -68,7 +68,15 @@ mod tests {
     use imgpipe_core::preset::Gravity;
 
     fn rendition(name: &str, fit: Fit) -> Rendition {
-        Rendition { name: name.into(), fit, format: OutputFormat::Jpeg, quality: 80, speed: 6, watermark: false }
+        Rendition {
+            name: name.into(),
+            fit,
+            format: OutputFormat::Jpeg,
+            quality: 80,
+            speed: 6,
+            watermark: false,
+            animated: false,
+        }
     }
 
     fn default_like() -> Vec<Rendition> {

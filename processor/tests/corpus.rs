@@ -32,12 +32,29 @@ const ACCEPTED_DEVIATIONS: &[(&str, &str, &str)] = &[(
      it to a consistent 100×30 image, and nothing in its container or bitstream is out of spec",
 )];
 
+/// A preset that keeps animations, in both formats, beside a still: animated files take the
+/// frame-by-frame path under it.
+const ANIMATED: &str = r#"[presets.animated]
+renditions = [
+  { name = "webp", width = 200, format = "webp", animated = true },
+  { name = "gif", width = 120, height = 120, fit = "cover", gravity = "attention", format = "gif", animated = true },
+  { name = "still", width = 100, format = "png" },
+]"#;
+
 #[test]
 fn every_corpus_file_ends_in_its_expected_class() {
+    ends_in_its_expected_class(&support::default_recipe());
+}
+
+#[test]
+fn every_corpus_file_ends_in_its_expected_class_when_animations_are_kept() {
+    ends_in_its_expected_class(&support::recipe(ANIMATED, "animated"));
+}
+
+fn ends_in_its_expected_class(recipe: &processor::Recipe) {
     let dir = support::corpus();
     let manifest: Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     let limits = policy_limits(&manifest);
-    let recipe = support::default_recipe();
     let files = manifest["files"].as_array().unwrap();
     assert!(files.len() >= 76, "the manifest lists {} files", files.len());
     let mut mismatches = Vec::new();
@@ -46,7 +63,7 @@ fn every_corpus_file_ends_in_its_expected_class() {
         let expected = file["expected"].as_str().unwrap();
         let bytes = std::fs::read(dir.join(path)).unwrap();
         assert_eq!(bytes.len() as u64, file["bytes"].as_u64().unwrap(), "{path} differs from the manifest");
-        let (class, detail) = match processor::process(&bytes, &recipe, &limits) {
+        let (class, detail) = match processor::process(&bytes, recipe, &limits) {
             Ok(out) => ("ok".to_owned(), format!("{}×{}", out.facts.width, out.facts.height)),
             Err(e) => (format!("reject-{}", e.kind.as_str().replace('_', "-")), e.message),
         };

@@ -46,6 +46,8 @@ pub(crate) struct RenditionSummary {
     speed: Option<u8>,
     /// Whether the preset's watermark is drawn on it.
     watermark: bool,
+    /// Whether an animated original stays animated in it.
+    animated: bool,
 }
 
 impl From<&Preset> for PresetSummary {
@@ -71,6 +73,7 @@ impl From<&Rendition> for RenditionSummary {
             quality: rendition.quality,
             speed: (rendition.format == OutputFormat::Avif).then_some(rendition.speed),
             watermark: rendition.watermark,
+            animated: rendition.animated,
         }
     }
 }
