@@ -7,7 +7,7 @@
 use adapters::aws::presets::{Refresh, WatchedPresets};
 use adapters::aws::{DynamoMetadataStore, S3ObjectStore, emulator};
 use bytes::Bytes;
-use image::{ImageFormat, Rgba, RgbaImage};
+use image::{AnimationDecoder, ImageFormat, Rgba, RgbaImage};
 use imgpipe_core::OutputFormat;
 use imgpipe_core::ports::{MetadataStore, ObjectMeta, ObjectStore};
 use imgpipe_core::seams::{ChunkInput, ImageId, Status};
@@ -44,6 +44,12 @@ renditions = [
   { name = "card", width = 200, format = "jpeg", quality = 70, watermark = true },
   { name = "card-avif", width = 200, format = "avif", speed = 10, watermark = true },
 ]
+
+[presets.motion]
+renditions = [
+  { name = "loop", width = 32, format = "webp", animated = true },
+  { name = "poster", width = 32, format = "png" },
+]
 "##;
 
 fn png(image: &RgbaImage) -> Vec<u8> {
@@ -55,6 +61,21 @@ fn png(image: &RgbaImage) -> Vec<u8> {
 /// A 640x480 gradient: every pixel differs from its neighbours, so a watermark shows.
 fn photo() -> Vec<u8> {
     png(&RgbaImage::from_fn(640, 480, |x, y| Rgba([(x / 3) as u8, (y / 2) as u8, ((x + y) / 5) as u8, 255])))
+}
+
+/// A 64×48 GIF of 4 frames, each a solid grey a step lighter, 120 ms apiece.
+fn animation() -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut encoder = image::codecs::gif::GifEncoder::new(&mut out);
+        encoder.set_repeat(image::codecs::gif::Repeat::Infinite).unwrap();
+        for level in [40u8, 90, 140, 190] {
+            let pixels = RgbaImage::from_pixel(64, 48, Rgba([level, level, level, 255]));
+            let delay = image::Delay::from_numer_denom_ms(120, 1);
+            encoder.encode_frame(image::Frame::from_parts(pixels, 0, 0, delay)).unwrap();
+        }
+    }
+    out
 }
 
 /// An opaque pure-blue logo.
@@ -151,7 +172,7 @@ async fn upload(client: &reqwest::Client, api: &str, preset: &str, bytes: Vec<u8
     client
         .post(format!("{api}/v1/images?preset={preset}"))
         .bearer_auth(API_KEY)
-        .header("content-type", "image/png")
+        .header("content-type", imgpipe_core::InputFormat::sniff_content_type(&bytes))
         .body(bytes)
         .send()
         .await
@@ -159,7 +180,11 @@ async fn upload(client: &reqwest::Client, api: &str, preset: &str, bytes: Vec<u8
 }
 
 async fn accepted(client: &reqwest::Client, api: &str, preset: &str) -> ImageId {
-    let response = upload(client, api, preset, photo()).await;
+    accepted_bytes(client, api, preset, photo()).await
+}
+
+async fn accepted_bytes(client: &reqwest::Client, api: &str, preset: &str, bytes: Vec<u8>) -> ImageId {
+    let response = upload(client, api, preset, bytes).await;
     assert_eq!(response.status(), 202, "preset {preset}");
     let body: Value = response.json().await.unwrap();
     body["images"][0]["id"].as_str().unwrap().parse().unwrap()
@@ -195,7 +220,26 @@ async fn custom_presets_from_s3_make_their_renditions_with_the_logo() {
         accepted(&client, &api, "plain").await,
         accepted(&client, &api, "caption").await,
     );
-    stack.process(&service, &[custom, plain, caption]).await;
+    let motion = accepted_bytes(&client, &api, "motion", animation()).await;
+    stack.process(&service, &[custom, plain, caption, motion]).await;
+
+    // The animated GIF stays animated in `loop` (4 frames, 120 ms each, each lighter), and
+    // `poster` is its first frame.
+    let record = stack.metadata.get(motion).await.unwrap().unwrap();
+    let key = |name: &str| record.renditions.iter().find(|r| r.name == name).unwrap().key.clone();
+    let (bytes, info) = stack.processed.get(&key("loop")).await.unwrap();
+    assert_eq!(info.meta.content_type, "image/webp");
+    let frames = image::codecs::webp::WebPDecoder::new(Cursor::new(bytes.to_vec())).unwrap().into_frames();
+    let frames: Vec<(u8, u32)> = frames
+        .map(|frame| {
+            let frame = frame.unwrap();
+            let (numer, denom) = frame.delay().numer_denom_ms();
+            (frame.buffer().get_pixel(16, 12)[0], numer / denom)
+        })
+        .collect();
+    assert_eq!(frames.iter().map(|f| f.1).collect::<Vec<_>>(), [120; 4]);
+    assert!(frames.windows(2).all(|w| w[1].0 > w[0].0 + 30), "{frames:?}");
+    assert_eq!(stack.rendition(motion, "poster").await.0, (OutputFormat::Png, 32, 24));
 
     // Sizes and formats as the TOML says.
     let (small, marked) = stack.rendition(custom, "small").await;
