@@ -212,6 +212,47 @@ fn bench_whole(c: &mut Criterion, inputs: &Inputs) {
     group.finish();
 }
 
+/// A 480×270 animated GIF of 20 frames, 80 ms each: a window panning across sharp's photo.
+fn animated_gif(inputs: &Inputs) -> Vec<u8> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    let photo = resize::resize(&decode_at(&inputs.jpeg, (681, 556)), (681, 556), false).unwrap().into_rgba8();
+    let mut out = Vec::new();
+    {
+        let mut encoder = GifEncoder::new_with_speed(&mut out, 30);
+        encoder.set_repeat(Repeat::Infinite).unwrap();
+        for i in 0..20 {
+            let frame = image::imageops::crop_imm(&photo, i * 10, i * 5, 480, 270).to_image();
+            let delay = image::Delay::from_numer_denom_ms(80, 1);
+            encoder.encode_frame(image::Frame::from_parts(frame, 0, 0, delay)).unwrap();
+        }
+    }
+    out
+}
+
+fn bench_animation(c: &mut Criterion, inputs: &Inputs) {
+    let mut group = c.benchmark_group("animation");
+    group.sample_size(10);
+    let gif = animated_gif(inputs);
+    let rendition = |format: &str, animated: bool| {
+        let toml = format!(
+            "[presets.a]\nrenditions = [{{ name = \"a\", width = 240, format = \"{format}\", animated = {animated} }}]"
+        );
+        recipe(&toml, "a")
+    };
+    let limits = Limits::default();
+    let single = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    for (name, recipe) in [
+        ("gif 480x270x20 to animated webp 240w", rendition("webp", true)),
+        ("gif 480x270x20 to animated gif 240w", rendition("gif", true)),
+        ("gif 480x270x20 to still webp 240w (first frame)", rendition("webp", false)),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| single.install(|| process(black_box(&gif), &recipe, &limits).unwrap()))
+        });
+    }
+    group.finish();
+}
+
 fn bench_batch(c: &mut Criterion, inputs: &Inputs) {
     const BATCH: usize = 8;
     let mut group = c.benchmark_group("batch of 8, default preset");
@@ -246,6 +287,7 @@ fn kernel(c: &mut Criterion) {
     bench_watermark(c, &inputs);
     bench_encode(c, &inputs);
     bench_whole(c, &inputs);
+    bench_animation(c, &inputs);
     bench_batch(c, &inputs);
 }
 

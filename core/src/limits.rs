@@ -45,8 +45,8 @@ impl Default for Limits {
             max_pixels: 50_000_000,
             max_side: 16_383,
             max_frames: 100,
-            // A 1000×1000 animation of 100 frames, or a 480×270 one of 100 frames at 8× the
-            // budget's margin: seconds of CPU, never minutes (README "Animation").
+            // A 1000×1000 animation of 100 frames: at about 5 ms per 480×270 frame measured,
+            // seconds of CPU, never minutes (README "Animation").
             max_animation_pixels: 100_000_000,
             // 50 MP of 16-bit RGBA is 400 MB; anything above that is not a picture anyone uploads.
             max_alloc: 448 * 1024 * 1024,
