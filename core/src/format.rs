@@ -94,6 +94,26 @@ impl InputFormat {
     }
 }
 
+/// Names an image family that is recognised but not decoded here, from its first bytes: the
+/// ISOBMFF containers of phones and modern encoders (`"HEIC/HEIF"`, `"AVIF"`).
+pub fn sniff_undecodable(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.get(4..8) != Some(b"ftyp") {
+        return None;
+    }
+    let size = u32::from_be_bytes(bytes[..4].try_into().ok()?) as usize;
+    // The major brand, then the compatible brands, in the `ftyp` box as far as the file holds it.
+    let end = size.clamp(16, 64).min(bytes.len());
+    let brands: Vec<&[u8]> = std::iter::once(bytes.get(8..12)?).chain(bytes.get(16..end)?.chunks_exact(4)).collect();
+    let any = |names: &[&[u8; 4]]| brands.iter().any(|b| names.iter().any(|n| *b == &n[..]));
+    if any(&[b"avif", b"avis"]) {
+        Some("AVIF")
+    } else if any(&[b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"]) {
+        Some("HEIC/HEIF")
+    } else {
+        None
+    }
+}
+
 /// The content type recorded for bytes that are no known image format.
 pub const UNKNOWN_CONTENT_TYPE: &str = "application/octet-stream";
 
@@ -202,6 +222,26 @@ mod tests {
         assert_eq!(InputFormat::from_content_type("application/x-www-form-urlencoded"), None);
         assert_eq!(InputFormat::sniff_content_type(b"\x89PNG\r\n\x1a\n\0\0"), "image/png");
         assert_eq!(InputFormat::sniff_content_type(b"<svg"), UNKNOWN_CONTENT_TYPE);
+    }
+
+    #[test]
+    fn heic_and_avif_are_named_though_not_decoded() {
+        let ftyp = |major: &[u8; 4], compatible: &[u8]| {
+            let mut b = vec![0, 0, 0, (16 + compatible.len()) as u8];
+            b.extend_from_slice(b"ftyp");
+            b.extend_from_slice(major);
+            b.extend_from_slice(&[0; 4]);
+            b.extend_from_slice(compatible);
+            b.extend_from_slice(b"\0\0\0\x08meta");
+            b
+        };
+        assert_eq!(sniff_undecodable(&ftyp(b"heic", b"mif1heic")), Some("HEIC/HEIF"));
+        assert_eq!(sniff_undecodable(&ftyp(b"mif1", b"mif1miafMA1B")), Some("HEIC/HEIF"));
+        assert_eq!(sniff_undecodable(&ftyp(b"avif", b"avifmif1miaf")), Some("AVIF"));
+        assert_eq!(sniff_undecodable(&ftyp(b"mif1", b"avifmif1")), Some("AVIF"));
+        assert_eq!(sniff_undecodable(&ftyp(b"isom", b"isomavc1")), None, "an MP4 video");
+        assert_eq!(sniff_undecodable(b"\0\0\0\x18ftyphe"), None);
+        assert_eq!(InputFormat::sniff(&ftyp(b"heic", b"mif1")), None);
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub mod record;
 pub mod seams;
 
 pub use error::{ErrorKind, ImageError};
-pub use format::{InputFormat, OutputFormat};
+pub use format::{InputFormat, OutputFormat, sniff_undecodable};
 pub use limits::Limits;
 pub use live::Live;
 pub use preset::{Preset, PresetCatalog};

@@ -53,12 +53,16 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Header, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::unsupported("the file is empty"));
     }
-    let format = InputFormat::sniff(bytes).ok_or_else(|| {
-        ImageError::unsupported(format!(
+    let format = InputFormat::sniff(bytes).ok_or_else(|| match imgpipe_core::sniff_undecodable(bytes) {
+        Some(family) => ImageError::unsupported(format!(
+            "{family} images are not decoded here (accepted: {}); convert it to JPEG or PNG first (README \"AVIF\")",
+            accepted(limits)
+        )),
+        None => ImageError::unsupported(format!(
             "not a recognised image format (accepted: {}); the first bytes are {:02x?}",
             accepted(limits),
             &bytes[..bytes.len().min(8)]
-        ))
+        )),
     })?;
     if !limits.accepts(format) {
         return Err(ImageError::unsupported(format!(

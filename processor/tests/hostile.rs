@@ -242,3 +242,17 @@ fn progressive_jpegs_with_too_many_scans_hit_the_scan_limit() {
     let err = process(&many, &recipe, &lenient).map(|_| ()).unwrap_err();
     assert_ne!(err.kind, ErrorKind::Limits, "without the limit the scans are decoded: {err}");
 }
+
+#[test]
+fn avif_and_heic_originals_are_unsupported_by_name() {
+    let avif = processor::encode::avif(&support::noisy(64, 48), 60, 10, None).unwrap();
+    let err = process(&avif, &support::default_recipe(), &Limits::default()).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unsupported);
+    assert!(err.message.starts_with("AVIF images are not decoded here"), "{}", err.message);
+    // The head of an iPhone photo: `ftyp` with brand heic.
+    let mut heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec();
+    heic.extend_from_slice(&[0; 64]);
+    let err = process(&heic, &support::default_recipe(), &Limits::default()).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unsupported);
+    assert!(err.message.contains("HEIC/HEIF images are not decoded here"), "{}", err.message);
+}
