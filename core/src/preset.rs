@@ -411,10 +411,7 @@ struct Quality(u8);
 impl TryFrom<i64> for Quality {
     type Error = String;
     fn try_from(v: i64) -> Result<Self, String> {
-        match u8::try_from(v) {
-            Ok(v @ 1..=100) => Ok(Quality(v)),
-            _ => Err(format!("quality must be 1..=100, got {v}")),
-        }
+        in_range(v, "quality", 1..=100).map(Quality)
     }
 }
 
@@ -426,10 +423,15 @@ struct Speed(u8);
 impl TryFrom<i64> for Speed {
     type Error = String;
     fn try_from(v: i64) -> Result<Self, String> {
-        match u8::try_from(v) {
-            Ok(v @ 1..=10) => Ok(Speed(v)),
-            _ => Err(format!("speed must be 1..=10, got {v}")),
-        }
+        in_range(v, "speed", 1..=10).map(Speed)
+    }
+}
+
+/// `v` if it is in `range`, else an error naming the setting `what`.
+fn in_range(v: i64, what: &str, range: std::ops::RangeInclusive<u8>) -> Result<u8, String> {
+    match u8::try_from(v) {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(format!("{what} must be {}..={}, got {v}", range.start(), range.end())),
     }
 }
 
