@@ -38,7 +38,7 @@ pub(crate) fn resize_all(
 ) -> Result<Resized, ImageError> {
     let started = Instant::now();
     let renditions = &recipe.preset().renditions;
-    let mut frames = decode::frames(bytes, header, limits)?;
+    let (mut frames, orientation) = decode::frames(bytes, header, limits)?;
     let mut next = move || {
         catch_unwind(AssertUnwindSafe(|| frames.next()))
             .unwrap_or_else(|_| Some(Err(ImageError::corrupt("the decoder failed on malformed data"))))
@@ -48,15 +48,14 @@ pub(crate) fn resize_all(
 
     let started = Instant::now();
     let size = (first.width(), first.height());
-    let plan = Plan::new(renditions, size, Orientation::NoTransforms);
+    let plan = Plan::new(renditions, size, orientation);
     let mut tracks: Vec<Track> = plan
         .steps()
         .iter()
         .filter(|step| renditions[step.index].animated)
-        .map(|step| Track::new(&first, delay, step))
+        .map(|step| Track::new(&first, delay, step, orientation))
         .collect::<Result<_, _>>()?;
-    let (stills, placeholder) =
-        resize::resize_all(Decoded { image: first, orientation: Orientation::NoTransforms, size }, &plan)?;
+    let (stills, placeholder) = resize::resize_all(Decoded { image: first, orientation, size }, &plan)?;
     let mut resize_time = started.elapsed();
 
     loop {
@@ -76,27 +75,21 @@ pub(crate) fn resize_all(
             None => Pixels::Still(still),
         })
         .collect();
-    Ok(Resized {
-        upright,
-        placeholder,
-        size,
-        orientation: Orientation::NoTransforms,
-        decode: decode_time,
-        resize: resize_time,
-    })
+    Ok(Resized { upright, placeholder, size, orientation, decode: decode_time, resize: resize_time })
 }
 
-/// One animated rendition's frames, made so far. Its crop window is fixed by the first frame,
-/// so that a smart crop does not wander from frame to frame.
+/// One animated rendition's frames, made so far, upright. Its crop window is fixed by the first
+/// frame, so that a smart crop does not wander from frame to frame.
 struct Track {
     index: usize,
     target: Target,
     window: Option<Size>,
+    orientation: Orientation,
     frames: Vec<Frame>,
 }
 
 impl Track {
-    fn new(first: &DynamicImage, delay: u32, step: &Step) -> Result<Self, ImageError> {
+    fn new(first: &DynamicImage, delay: u32, step: &Step, orientation: Orientation) -> Result<Self, ImageError> {
         let target = step.target;
         let window = match target.crop {
             Some(smart) if smart != Gravity::Center => {
@@ -104,17 +97,18 @@ impl Track {
             }
             _ => None,
         };
-        let mut track = Track { index: step.index, target, window, frames: Vec::new() };
+        let mut track = Track { index: step.index, target, window, orientation, frames: Vec::new() };
         track.push(first, delay)?;
         Ok(track)
     }
 
     fn push(&mut self, image: &DynamicImage, delay: u32) -> Result<(), ImageError> {
         let (target, out) = (&self.target, self.target.out);
-        let frame = match self.window {
+        let mut frame = match self.window {
             Some((left, top)) => resize::resize(image, target.full, false)?.crop_imm(left, top, out.0, out.1),
             None => resize::resize_to(image, target)?,
         };
+        frame.apply_orientation(self.orientation);
         self.frames.push((frame, delay));
         Ok(())
     }

@@ -164,39 +164,43 @@ fn decoder_limits(header: &Header, limits: &Limits) -> image::Limits {
 pub type Frame = (DynamicImage, u32);
 
 /// Decodes the frames of an animated GIF, WebP or PNG (APNG) one at a time, under the same
-/// per-image limits as [`decode`], with an embedded profile applied to each.
+/// per-image limits as [`decode`], with an embedded profile applied to each; and the EXIF
+/// orientation that turns every frame upright.
 ///
 /// Delays of 10 ms or less come out as 100 ms: what browsers play for them.
 pub fn frames<'a>(
     bytes: &'a [u8],
     header: &Header,
     limits: &Limits,
-) -> Result<impl Iterator<Item = Result<Frame, ImageError>> + 'a, ImageError> {
+) -> Result<(impl Iterator<Item = Result<Frame, ImageError>> + 'a, Orientation), ImageError> {
     use image::AnimationDecoder;
     use image::codecs::{gif::GifDecoder, png::PngDecoder, webp::WebPDecoder};
     let image_limits = decoder_limits(header, limits);
     let cursor = Cursor::new(bytes);
     // A profile that cannot be read is ignored, as browsers ignore it.
-    let (frames, icc) = match header.format {
+    let upright = |decoder: &mut dyn ImageDecoder| decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let (frames, icc, orientation) = match header.format {
         InputFormat::Gif => {
             let mut decoder = GifDecoder::new(cursor).map_err(classify)?;
             decoder.set_limits(image_limits).map_err(classify)?;
-            (decoder.into_frames(), None)
+            (decoder.into_frames(), None, Orientation::NoTransforms)
         }
         InputFormat::Webp => {
             let mut decoder = WebPDecoder::new(cursor).map_err(classify)?;
             decoder.set_limits(image_limits).map_err(classify)?;
             let icc = decoder.icc_profile().ok().flatten();
-            (decoder.into_frames(), icc)
+            let orientation = upright(&mut decoder);
+            (decoder.into_frames(), icc, orientation)
         }
         InputFormat::Png => {
             let mut decoder = PngDecoder::with_limits(cursor, image_limits).map_err(classify)?;
             let icc = decoder.icc_profile().ok().flatten();
-            (decoder.apng().map_err(classify)?.into_frames(), icc)
+            let orientation = upright(&mut decoder);
+            (decoder.apng().map_err(classify)?.into_frames(), icc, orientation)
         }
         other => return Err(internal(format!("{other} images have no frames"))),
     };
-    Ok(frames.map(move |frame| {
+    let frames = frames.map(move |frame| {
         let frame = frame.map_err(classify)?;
         let (numer, denom) = frame.delay().numer_denom_ms();
         let delay = match numer / denom.max(1) {
@@ -208,7 +212,8 @@ pub fn frames<'a>(
             colour::rgb_to_srgb(&mut image, icc)?;
         }
         Ok((image, delay))
-    }))
+    });
+    Ok((frames, orientation))
 }
 
 /// Maps the `image` crate's errors onto our taxonomy.

@@ -1,7 +1,7 @@
 //! Encoding: JPEG through libjpeg-turbo (SIMD), WebP through libwebp, PNG through the `png` crate,
 //! AVIF through rav1e (ravif), GIF through the `gif` crate (NeuQuant palettes); animations as
-//! WebP (libwebp's animation encoder) or GIF. Encoders write pixels and only the EXIF fields a preset keeps
-//! (`metadata`): no GPS or XMP reaches a rendition otherwise.
+//! WebP (libwebp's animation encoder) or GIF. Encoders write pixels and only the EXIF fields a
+//! preset keeps (`metadata`): no GPS or XMP reaches a rendition otherwise.
 
 use crate::decode::Frame;
 use crate::metadata;
@@ -73,7 +73,7 @@ pub fn encode(image: &DynamicImage, format: OutputFormat, quality: u8) -> Result
             Ok(out)
         }
         OutputFormat::Avif => avif(image, quality, imgpipe_core::preset::DEFAULT_AVIF_SPEED, None),
-        OutputFormat::Gif => gif(&[(image.clone(), 0)]),
+        OutputFormat::Gif => gif(&[(image, 0)]),
     }
 }
 
@@ -84,7 +84,7 @@ pub fn animation(frames: &[Frame], rendition: &Rendition) -> Result<Vec<u8>, Ima
         return Err(ImageError::internal("an animation of no frames"));
     }
     match rendition.format {
-        OutputFormat::Gif => gif(frames),
+        OutputFormat::Gif => gif(&frames.iter().map(|(image, delay)| (image, *delay)).collect::<Vec<_>>()),
         OutputFormat::Webp => {
             let rgba: Vec<(image::RgbaImage, u32)> =
                 frames.iter().map(|(image, delay)| (image.to_rgba8(), *delay)).collect();
@@ -165,9 +165,9 @@ fn webp_animation(frames: &[(image::RgbaImage, u32)], quality: f32) -> Result<Ve
     }
 }
 
-/// Encodes frames as a GIF (one frame: a still GIF), each with its own palette; pixels under
-/// half opacity become transparent.
-fn gif(frames: &[Frame]) -> Result<Vec<u8>, ImageError> {
+/// Encodes frames (each with its delay in ms) as a GIF, each with its own palette, looping
+/// forever when there is more than one; pixels under half opacity become transparent.
+fn gif(frames: &[(&DynamicImage, u32)]) -> Result<Vec<u8>, ImageError> {
     use image::codecs::gif::{GifEncoder, Repeat};
     let mut out = Vec::new();
     {
@@ -176,8 +176,8 @@ fn gif(frames: &[Frame]) -> Result<Vec<u8>, ImageError> {
         if frames.len() > 1 {
             encoder.set_repeat(Repeat::Infinite).map_err(failed)?;
         }
-        for (image, delay) in frames {
-            let delay = image::Delay::from_numer_denom_ms(*delay, 1);
+        for &(image, delay) in frames {
+            let delay = image::Delay::from_numer_denom_ms(delay, 1);
             encoder.encode_frame(image::Frame::from_parts(image.to_rgba8(), 0, 0, delay)).map_err(failed)?;
         }
     }
@@ -187,8 +187,8 @@ fn gif(frames: &[Frame]) -> Result<Vec<u8>, ImageError> {
 /// Encodes an `Rgb8` or `Rgba8` image as an 8-bit AVIF at `quality` (1..=100) and `speed`
 /// (1..=10), alpha kept (left out when every pixel is opaque), `exif` in its `Exif` item.
 ///
-/// 8-bit rather than ravif's 10-bit default: the same bytes at the same quality here, in less
-/// time, and what every decoder handles (README "AVIF").
+/// 8-bit rather than ravif's 10-bit default, as sharp and libavif write by default: what every
+/// AVIF decoder handles.
 pub fn avif(image: &DynamicImage, quality: u8, speed: u8, exif: Option<&[u8]>) -> Result<Vec<u8>, ImageError> {
     let (width, height) = (image.width() as usize, image.height() as usize);
     let mut encoder = ravif::Encoder::new()

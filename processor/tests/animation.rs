@@ -199,3 +199,25 @@ fn a_still_image_after_an_animation_is_unaffected() {
     assert_eq!(before.renditions, after.renditions);
     assert_eq!(decoded(&after.renditions[1].bytes, OutputFormat::Gif).len(), 1);
 }
+
+#[test]
+fn an_animation_with_an_exif_orientation_is_turned_upright_in_every_frame() {
+    // Orientation 6: the stored 64×48 frames show as 48×64.
+    let field =
+        exif::Field { tag: exif::Tag::Orientation, ifd_num: exif::In::PRIMARY, value: exif::Value::Short(vec![6]) };
+    let mut writer = exif::experimental::Writer::new();
+    writer.push_field(&field);
+    let mut tiff = Cursor::new(Vec::new());
+    writer.write(&mut tiff, false).unwrap();
+    let turned = processor::metadata::embed(apng(), OutputFormat::Png, &tiff.into_inner());
+    let out = process(&turned, &support::recipe(PRESET, "anim"), &Limits::default()).unwrap();
+    assert_eq!((out.facts.width, out.facts.height, out.facts.orientation), (48, 64, 6));
+    for rendition in &out.renditions[..2] {
+        let frames = decoded(&rendition.bytes, rendition.format);
+        assert_eq!(frames.len(), 3, "{}", rendition.name);
+        for (i, (pixels, _)) in frames.iter().enumerate() {
+            assert_eq!(pixels.dimensions(), (32, 43), "{} frame {i}", rendition.name);
+        }
+    }
+    assert_eq!((out.renditions[2].width, out.renditions[2].height), (32, 43));
+}
