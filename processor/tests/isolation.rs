@@ -50,8 +50,13 @@ fn one_thread_pool() -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap()
 }
 
-/// The good inputs, each made into renditions by its own new thread and a new recipe.
+/// The good inputs, each made into renditions by its own new thread and the default recipe.
 fn goods() -> Vec<Good> {
+    goods_for(&support::default_recipe())
+}
+
+/// The good JPEG, PNG and WebP, each made into renditions of `recipe` by its own new thread.
+fn goods_for(recipe: &Recipe) -> Vec<Good> {
     let photo = support::noisy(120, 90);
     let webp = webp::Encoder::from_rgb(photo.as_bytes(), 120, 90).encode(80.0).to_vec();
     [
@@ -60,11 +65,14 @@ fn goods() -> Vec<Good> {
         ("webp", webp),
     ]
     .into_iter()
-    .map(|(name, bytes)| {
-        let expected = one_thread_pool().install(|| renditions(&bytes, &support::default_recipe()));
-        Good { name, bytes, expected }
-    })
+    .map(|(name, bytes)| good(name, bytes, recipe))
     .collect()
+}
+
+/// A good input and what a new thread makes of it with `recipe`.
+fn good(name: &'static str, bytes: Vec<u8>, recipe: &Recipe) -> Good {
+    let expected = one_thread_pool().install(|| renditions(&bytes, recipe));
+    Good { name, bytes, expected }
 }
 
 fn turbo_jpeg(image: &DynamicImage, progressive: bool) -> Vec<u8> {
@@ -304,16 +312,15 @@ fn corpus_inputs() -> Vec<Hostile> {
 
 /// Runs each input then every good one on one kernel thread with one recipe, as a long-lived
 /// worker does; returns what differed from a fresh thread's output, by the input that came before.
-fn carry_over(inputs: &[Hostile], goods: &[Good], limits: &Limits) -> Vec<String> {
-    let recipe = support::default_recipe();
+fn carry_over(inputs: &[Hostile], goods: &[Good], limits: &Limits, recipe: &Recipe) -> Vec<String> {
     let pool = one_thread_pool();
     let mut differences = Vec::new();
     pool.install(|| {
         for input in inputs {
             // The outcome itself is checked elsewhere (corpus and hostile tests); here only what it leaves.
-            let _ = process(&input.bytes, &recipe, limits);
+            let _ = process(&input.bytes, recipe, limits);
             for good in goods {
-                let got = match process(&good.bytes, &recipe, &Limits::default()) {
+                let got = match process(&good.bytes, recipe, &Limits::default()) {
                     Ok(output) => output.renditions.into_iter().map(|r| (r.name, r.bytes)).collect(),
                     Err(e) => vec![("error".to_owned(), e.to_string().into_bytes())],
                 };
@@ -340,7 +347,12 @@ fn assert_isolated(inputs: &[Hostile], limits: &Limits) {
 
 /// Fails with the first carry-overs onto `goods`, if any.
 fn assert_isolated_before(inputs: &[Hostile], goods: &[Good], limits: &Limits) {
-    let differences = carry_over(inputs, goods, limits);
+    assert_isolated_with(inputs, goods, limits, &support::default_recipe());
+}
+
+/// Fails with the first carry-overs onto `goods` (made with `recipe`), if any.
+fn assert_isolated_with(inputs: &[Hostile], goods: &[Good], limits: &Limits, recipe: &Recipe) {
+    let differences = carry_over(inputs, goods, limits, recipe);
     assert!(
         differences.is_empty(),
         "{} carry-overs, first ones:\n{}",
@@ -404,6 +416,41 @@ fn no_corpus_file_changes_the_next_images_output() {
     for limits in [Limits::default(), all] {
         assert_isolated(&corpus_inputs(), &limits);
     }
+}
+
+#[test]
+fn no_damaged_animation_changes_the_next_images_output_when_animations_and_avif_are_made() {
+    // A preset that takes the frame-by-frame path (animated WebP and GIF, a smart crop) and
+    // encodes AVIF: the damaged GIFs and WebPs (ANIM and ANMF among them) and the corpus's
+    // animations and bombs go through it, each followed by good stills and a good animation.
+    let recipe = support::recipe(
+        r#"[presets.motion]
+        renditions = [
+          { name = "loop", width = 48, format = "webp", animated = true },
+          { name = "gif", width = 40, height = 40, fit = "cover", gravity = "attention", format = "gif", animated = true },
+          { name = "avif", width = 48, format = "avif", speed = 10 },
+        ]"#,
+        "motion",
+    );
+    let mut goods = goods_for(&recipe);
+    let frames: Vec<_> = [30u8, 120, 210]
+        .iter()
+        .map(|&level| {
+            let mut frame = support::noisy(120, 90).into_rgba8();
+            frame.pixels_mut().for_each(|p| p[0] = level);
+            image::Frame::from_parts(frame, 0, 0, image::Delay::from_numer_denom_ms(90, 1))
+        })
+        .collect();
+    let mut gif = Vec::new();
+    image::codecs::gif::GifEncoder::new(&mut gif).encode_frames(frames).unwrap();
+    goods.push(good("animated gif", gif, &recipe));
+    let mut inputs = hostile_inputs(&[InputFormat::Gif, InputFormat::Webp]);
+    inputs.extend(
+        corpus_inputs().into_iter().filter(|h| {
+            ["gif", "webp", "apng", "bombs"].iter().any(|dir| h.name.starts_with(&format!("corpus {dir}/")))
+        }),
+    );
+    assert_isolated_with(&inputs, &goods, &Limits::default(), &recipe);
 }
 
 /// `image` as a JPEG or a PNG carrying `icc`.
